@@ -1,0 +1,108 @@
+"""Typed errors. The API maps them to HTTP in one place; the worker maps them to retry-or-fail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TTSError(Exception):
+    """Base of every error this service raises on purpose."""
+
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigurationError(TTSError):
+    """A setting is missing or invalid; raised at start, naming the variable."""
+
+    code = "configuration_error"
+
+
+class InvalidInput(TTSError):
+    """A request value that passed the schema but breaks a domain rule."""
+
+    code = "validation_error"
+
+
+class UnsupportedLanguage(InvalidInput):
+    code = "unsupported_language"
+
+
+class TaskNotFound(TTSError):
+    code = "task_not_found"
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"No conversion with id {task_id!r}", details={"conversion_id": task_id})
+        self.task_id = task_id
+
+
+class TaskNotReady(TTSError):
+    """The audio is asked for before the task is done."""
+
+    code = "task_not_ready"
+
+    def __init__(self, task_id: str, status: str) -> None:
+        super().__init__(
+            f"Conversion {task_id!r} is {status}; audio is available once it is done",
+            details={"conversion_id": task_id, "status": status},
+        )
+        self.task_id = task_id
+        self.status = status
+
+
+class InvalidPageToken(TTSError):
+    code = "invalid_page_token"
+
+    def __init__(self) -> None:
+        super().__init__("next_token is not a token this API issued")
+
+
+class DependencyUnavailable(TTSError):
+    """An AWS dependency (table, bucket, queue, channel) did not answer."""
+
+    code = "service_unavailable"
+
+
+class ConcurrentUpdate(TTSError):
+    """An optimistic write lost its race too many times."""
+
+    code = "concurrent_update"
+
+
+# Worker-side errors: the worker decides retry-or-fail by type, never by message.
+class JobError(TTSError):
+    """Base of errors raised while processing one job."""
+
+    code = "job_error"
+
+
+class PermanentJobError(JobError):
+    """The job cannot succeed however often it is retried: fail the task now."""
+
+    code = "permanent_job_error"
+
+
+class MalformedJob(PermanentJobError):
+    code = "malformed_job"
+
+
+class EmptyTokenization(PermanentJobError):
+    code = "empty_tokenization"
+
+
+class TransientJobError(JobError):
+    """Worth retrying (model hiccup, S3 or SNS error): the message goes back to the queue."""
+
+    code = "transient_job_error"
+
+
+class SynthesisFailed(TransientJobError):
+    code = "synthesis_failed"
+
+
+class ModelLoadError(TTSError):
+    code = "model_load_error"

@@ -1,0 +1,117 @@
+"""Typed settings, read from the environment once at start. A bad value fails loudly, naming the variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal, TypeVar
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tts_common.domain import SynthesisParams
+from tts_common.exceptions import ConfigurationError
+
+DEFAULT_MODEL = "facebook/mms-tts-fin"
+
+
+class ServiceSettings(BaseSettings):
+    """What every function needs: where the shared resources are and what the deployment synthesizes."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
+
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    # Set for the local stack (moto server); unset on AWS.
+    aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+
+    table_name: str = Field(validation_alias="TASKS_TABLE_NAME", min_length=1)
+    bucket_name: str = Field(validation_alias="AUDIO_BUCKET_NAME", min_length=1)
+    jobs_queue_url: str = Field(validation_alias="JOBS_QUEUE_URL", min_length=1)
+    events_topic_arn: str = Field(validation_alias="EVENTS_TOPIC_ARN", min_length=1)
+
+    tts_model: str = Field(default=DEFAULT_MODEL, validation_alias="TTS_MODEL", min_length=1)
+    tts_language: str = Field(default="fi", validation_alias="TTS_LANGUAGE", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")
+    tts_speaking_rate: float = Field(default=1.0, validation_alias="TTS_SPEAKING_RATE", gt=0, le=4)
+    tts_noise_scale: float = Field(default=0.667, validation_alias="TTS_NOISE_SCALE", ge=0, le=2)
+    tts_noise_scale_duration: float = Field(
+        default=0.8, validation_alias="TTS_NOISE_SCALE_DURATION", ge=0, le=2
+    )
+    # How long task records (and, in the CDK app, audio objects) are kept.
+    task_ttl_days: int = Field(default=30, validation_alias="TASK_TTL_DAYS", ge=1, le=3650)
+
+    @property
+    def synthesis_params(self) -> SynthesisParams:
+        return SynthesisParams(
+            model_id=self.tts_model,
+            language=self.tts_language,
+            speaking_rate=self.tts_speaking_rate,
+            noise_scale=self.tts_noise_scale,
+            noise_scale_duration=self.tts_noise_scale_duration,
+        )
+
+
+class ApiSettings(ServiceSettings):
+    service_version: str = Field(default="0.1.0", validation_alias="SERVICE_VERSION")
+    max_text_chars: int = Field(default=10_000, validation_alias="MAX_TEXT_CHARS", ge=1, le=100_000)
+    max_batch_texts: int = Field(default=100, validation_alias="MAX_BATCH_TEXTS", ge=1, le=1000)
+    presign_expiry_s: int = Field(default=3600, validation_alias="PRESIGN_EXPIRY_S", ge=60, le=604_800)
+    # Texts whose UTF-8 body is larger than this go to the bucket instead of riding in the SQS message.
+    inline_text_max_bytes: int = Field(
+        default=65_536, validation_alias="INLINE_TEXT_MAX_BYTES", ge=1024, le=200_000
+    )
+
+
+class WorkerSettings(ServiceSettings):
+    tts_device: Literal["auto", "cpu", "cuda"] = Field(default="auto", validation_alias="TTS_DEVICE")
+    tts_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", validation_alias="TTS_DTYPE"
+    )
+    tts_num_threads: int | None = Field(default=None, validation_alias="TTS_NUM_THREADS", ge=1, le=256)
+    tts_max_batch: int = Field(default=16, validation_alias="TTS_MAX_BATCH", ge=1, le=512)
+    tts_max_wait_ms: int = Field(default=50, validation_alias="TTS_MAX_WAIT_MS", ge=0, le=20_000)
+    tts_max_piece_chars: int = Field(default=400, validation_alias="TTS_MAX_PIECE_CHARS", ge=20, le=5000)
+    # Must equal the jobs queue's redrive maxReceiveCount: the last attempt publishes `failed`.
+    max_receive_count: int = Field(default=3, validation_alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
+    poll_wait_s: int = Field(default=20, validation_alias="POLL_WAIT_S", ge=0, le=20)
+    visibility_timeout_s: int = Field(default=900, validation_alias="VISIBILITY_TIMEOUT_S", ge=1, le=43_200)
+
+
+class TaskEventsSettings(ServiceSettings):
+    # A task queued this long without the API's `queued` event is re-enqueued (the API died mid-submit).
+    requeue_after_s: int = Field(default=120, validation_alias="REQUEUE_AFTER_S", ge=10)
+    # A task still unfinished this long after submission is failed with reason `timed_out`.
+    stale_after_s: int = Field(default=6 * 3600, validation_alias="STALE_AFTER_S", ge=60)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build settings from the environment; turn a validation error into one naming each variable."""
+    try:
+        return cls()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{_env_name(cls, field)}: {err['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from exc
+
+
+def _env_name(cls: type[BaseSettings], field: str) -> str:
+    info = cls.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field.upper()
+
+
+@lru_cache(maxsize=None)
+def cached_settings(cls: type[S]) -> S:
+    """One settings object per process and class (cold start), for entry points only."""
+    return load_settings(cls)
+
+

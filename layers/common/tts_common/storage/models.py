@@ -1,0 +1,136 @@
+"""PynamoDB records. Built per table by a cached factory so that tests and stacks can name their own table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pynamodb.attributes import (
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.models import Model
+
+from tts_common.storage import schema
+
+
+@dataclass(frozen=True)
+class Records:
+    """The record classes bound to one table, and a connection for transactions."""
+
+    task: type[Model]
+    claim: type[Model]
+    stats: type[Model]
+    connection: Connection
+
+
+def _meta(table_name: str, region: str, host: str | None) -> type:
+    attrs: dict[str, object] = {"table_name": table_name, "region": region, "billing_mode": "PAY_PER_REQUEST"}
+    if host:
+        attrs["host"] = host
+    return type("Meta", (), attrs)
+
+
+def _index(name: str, pk: str, sk: str, meta: type) -> GlobalSecondaryIndex:  # type: ignore[type-arg]
+    index_meta = type(
+        "Meta",
+        (),
+        {
+            "index_name": name,
+            "projection": IncludeProjection(list(schema.INDEX_PROJECTION)),
+            "host": getattr(meta, "host", None),
+            "region": meta.region,  # type: ignore[attr-defined]
+        },
+    )
+    attrs = {
+        "Meta": index_meta,
+        pk: UnicodeAttribute(hash_key=True),
+        sk: UnicodeAttribute(range_key=True),
+    }
+    cls = type(f"Index_{name}", (GlobalSecondaryIndex,), attrs)
+    return cls()
+
+
+@lru_cache(maxsize=16)
+def records_for(table_name: str, region: str, host: str | None = None) -> Records:
+    meta = _meta(table_name, region, host)
+
+    class TaskRecord(Model):
+        Meta = meta
+        pk = UnicodeAttribute(hash_key=True, attr_name=schema.PARTITION_KEY)
+        task_id = UnicodeAttribute()
+        status = UnicodeAttribute()
+        dedupe_key = UnicodeAttribute()
+        language = UnicodeAttribute()
+        model_id = UnicodeAttribute()
+        text_chars = NumberAttribute()
+        text = UnicodeAttribute(null=True)
+        text_key = UnicodeAttribute(null=True)
+        custom_filename = UnicodeAttribute(null=True)
+        submitted_at = UTCDateTimeAttribute()
+        enqueued_at = UTCDateTimeAttribute(null=True)
+        started_at = UTCDateTimeAttribute(null=True)
+        completed_at = UTCDateTimeAttribute(null=True)
+        failed_at = UTCDateTimeAttribute(null=True)
+        attempts = NumberAttribute(default=0)
+        pieces_done = NumberAttribute(default=0)
+        pieces_total = NumberAttribute(default=0)
+        audio_key = UnicodeAttribute(null=True)
+        file_size = NumberAttribute(null=True)
+        sampling_rate = NumberAttribute(null=True)
+        duration_s = NumberAttribute(null=True)
+        device = UnicodeAttribute(null=True)
+        error_code = UnicodeAttribute(null=True)
+        error_message = UnicodeAttribute(null=True)
+        dedupe_hits = NumberAttribute(default=0)
+        list_pk = UnicodeAttribute(attr_name=schema.LIST_INDEX_PK)
+        submitted_sk = UnicodeAttribute(attr_name=schema.LIST_INDEX_SK)
+        expires_at = TTLAttribute(null=True, attr_name=schema.TTL_ATTRIBUTE)
+        version = VersionAttribute()
+
+        by_submitted = _index(schema.LIST_INDEX, schema.LIST_INDEX_PK, schema.LIST_INDEX_SK, meta)
+        by_status = _index(schema.STATUS_INDEX, schema.STATUS_INDEX_PK, schema.STATUS_INDEX_SK, meta)
+        by_dedupe_key = _index(schema.DEDUPE_INDEX, schema.DEDUPE_INDEX_PK, schema.DEDUPE_INDEX_SK, meta)
+
+    class ClaimRecord(Model):
+        """Who owns a dedupe key: the conditional put of this item decides a submission race."""
+
+        Meta = meta
+        pk = UnicodeAttribute(hash_key=True, attr_name=schema.PARTITION_KEY)
+        task_id = UnicodeAttribute()
+        expires_at = TTLAttribute(null=True, attr_name=schema.TTL_ATTRIBUTE)
+
+    class StatsRecord(Model):
+        """Counters kept in step with task transitions, so the report never scans the table."""
+
+        Meta = meta
+        pk = UnicodeAttribute(hash_key=True, attr_name=schema.PARTITION_KEY)
+        submitted = NumberAttribute(default=0)
+        dedupe_hits = NumberAttribute(default=0)
+        processing_ms_total = NumberAttribute(default=0)
+        processing_count = NumberAttribute(default=0)
+        count_queued = NumberAttribute(default=0)
+        count_processing = NumberAttribute(default=0)
+        count_completed = NumberAttribute(default=0)
+        count_done = NumberAttribute(default=0)
+        count_failed = NumberAttribute(default=0)
+
+    connection = Connection(region=region, host=host)
+    return Records(task=TaskRecord, claim=ClaimRecord, stats=StatsRecord, connection=connection)
+
+
+def task_pk(task_id: str) -> str:
+    return f"task#{task_id}"
+
+
+def claim_pk(dedupe_key: str) -> str:
+    return f"dedupe#{dedupe_key}"
+
+
+STATS_PK = "stats"
+LIST_PK_VALUE = "task"
