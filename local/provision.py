@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 
 import boto3
-
 from tts_common.storage import schema
 from tts_common.storage.models import records_for
 from tts_common.storage.repository import create_table
@@ -44,7 +43,7 @@ def provision(
     jobs_visibility_timeout_s: int = 900,
     events_visibility_timeout_s: int = 60,
 ) -> Resources:
-    def client(name: str):  # noqa: ANN202
+    def client(name: str):
         return boto3.client(name, region_name=REGION, endpoint_url=endpoint_url)
 
     sqs, sns, s3 = client("sqs"), client("sns"), client("s3")

@@ -40,3 +40,75 @@ def resources(aws, monkeypatch):
     for key, value in res.environment().items():
         monkeypatch.setenv(key, value)
     return res
+
+
+@pytest.fixture
+def lambda_context():
+    """The parts of a Lambda context that Powertools reads."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Context:
+        function_name: str = "test-function"
+        function_version: str = "$LATEST"
+        memory_limit_in_mb: int = 1024
+        invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+        aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+        log_group_name: str = "/aws/lambda/test-function"
+        log_stream_name: str = "stream"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 60_000
+
+    return Context()
+
+
+@pytest.fixture
+def repository(resources):
+    from tts_common.storage.models import records_for
+    from tts_common.storage.repository import TaskRepository
+
+    return TaskRepository(records_for(resources.table_name, "us-east-1", None), ttl_days=30)
+
+
+def sqs_event(bodies: list[str], *, receive_count: int = 1) -> dict:
+    """An SQS event as Lambda delivers it."""
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": str(receive_count),
+                    "SentTimestamp": "1764244800000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1764244800000",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def drain(queue_url: str, *, max_rounds: int = 10) -> list[str]:
+    """Every body currently on a queue (received and deleted)."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    bodies: list[str] = []
+    for _ in range(max_rounds):
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        if not got:
+            break
+        for m in got:
+            bodies.append(m["Body"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return bodies

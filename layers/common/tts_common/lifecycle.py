@@ -62,15 +62,19 @@ def apply_event(state: LifecycleState, event: LifecycleEvent) -> LifecycleState:
         case TaskStatus.COMPLETED | TaskStatus.DONE:
             assert event.audio is not None  # guaranteed by LifecycleEvent's validator
             # The earliest audio report wins; ties broken by content, so the pick never depends on order.
-            if new.completed_at is None or new.audio is None or _audio_order(
-                event.at, event.audio
-            ) < _audio_order(new.completed_at, new.audio):
+            if (
+                new.completed_at is None
+                or new.audio is None
+                or _audio_order(event.at, event.audio) < _audio_order(new.completed_at, new.audio)
+            ):
                 new = replace(new, completed_at=event.at, audio=event.audio)
         case TaskStatus.FAILED:
             assert event.error is not None
-            if new.failed_at is None or new.error is None or _error_order(
-                event.at, event.error
-            ) < _error_order(new.failed_at, new.error):
+            if (
+                new.failed_at is None
+                or new.error is None
+                or _error_order(event.at, event.error) < _error_order(new.failed_at, new.error)
+            ):
                 new = replace(new, failed_at=event.at, error=event.error)
     return new
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError
@@ -31,7 +31,9 @@ class ServiceSettings(BaseSettings):
     events_topic_arn: str = Field(validation_alias="EVENTS_TOPIC_ARN", min_length=1)
 
     tts_model: str = Field(default=DEFAULT_MODEL, validation_alias="TTS_MODEL", min_length=1)
-    tts_language: str = Field(default="fi", validation_alias="TTS_LANGUAGE", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")
+    tts_language: str = Field(
+        default="fi", validation_alias="TTS_LANGUAGE", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$"
+    )
     tts_speaking_rate: float = Field(default=1.0, validation_alias="TTS_SPEAKING_RATE", gt=0, le=4)
     tts_noise_scale: float = Field(default=0.667, validation_alias="TTS_NOISE_SCALE", ge=0, le=2)
     tts_noise_scale_duration: float = Field(
@@ -109,9 +111,7 @@ def _env_name(cls: type[BaseSettings], field: str) -> str:
     return field.upper()
 
 
-@lru_cache(maxsize=None)
+@cache
 def cached_settings(cls: type[S]) -> S:
     """One settings object per process and class (cold start), for entry points only."""
     return load_settings(cls)
-
-

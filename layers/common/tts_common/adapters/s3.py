@@ -90,4 +90,6 @@ class AudioStore:
 
 
 def wrap_unavailable(what: str, exc: Exception) -> DependencyUnavailable:
-    return DependencyUnavailable(f"{what} did not answer", details={"dependency": what, "reason": type(exc).__name__})
+    return DependencyUnavailable(
+        f"{what} did not answer", details={"dependency": what, "reason": type(exc).__name__}
+    )

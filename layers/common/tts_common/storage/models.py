@@ -121,6 +121,10 @@ def records_for(table_name: str, region: str, host: str | None = None) -> Record
         count_failed = NumberAttribute(default=0)
 
     connection = Connection(region=region, host=host)
+    # Create the botocore clients now: created lazily, many threads' first requests would each build one.
+    for model in (TaskRecord, ClaimRecord, StatsRecord):
+        _ = model._get_connection().connection.client
+    _ = connection.client
     return Records(task=TaskRecord, claim=ClaimRecord, stats=StatsRecord, connection=connection)
 
 

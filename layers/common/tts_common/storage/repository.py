@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -89,10 +90,8 @@ class TaskRepository:
         try:
             return self.get(claim.task_id, consistent=True)
         except TaskNotFound:
-            try:
+            with contextlib.suppress(PynamoDBException):
                 claim.delete(condition=self._r.claim.task_id == claim.task_id)
-            except PynamoDBException:
-                pass
             return None
 
     def _record_dedupe_hit(self, task_id: str) -> None:
@@ -118,12 +117,18 @@ class TaskRepository:
         start_key = _decode_token(next_token, status) if next_token else None
         if status is None:
             results = self._r.task.by_submitted.query(
-                LIST_PK_VALUE, scan_index_forward=False, limit=limit, page_size=limit,
+                LIST_PK_VALUE,
+                scan_index_forward=False,
+                limit=limit,
+                page_size=limit,
                 last_evaluated_key=start_key,
             )
         else:
             results = self._r.task.by_status.query(
-                str(status), scan_index_forward=False, limit=limit, page_size=limit,
+                str(status),
+                scan_index_forward=False,
+                limit=limit,
+                page_size=limit,
                 last_evaluated_key=start_key,
             )
         items = [self._from_record(r) for r in results]
@@ -201,7 +206,15 @@ class TaskRepository:
         actions: list[Any] = []
         if after.status != before.status:
             actions.append(t.status.set(str(after.status)))
-        for name in ("enqueued_at", "started_at", "completed_at", "failed_at", "attempts", "pieces_done", "pieces_total"):
+        for name in (
+            "enqueued_at",
+            "started_at",
+            "completed_at",
+            "failed_at",
+            "attempts",
+            "pieces_done",
+            "pieces_total",
+        ):
             value = getattr(after, name)
             if value != getattr(before, name) and value is not None:
                 actions.append(getattr(t, name).set(value))

@@ -1,0 +1,68 @@
+"""Lambda entry points: the events-queue consumer (partial batch failures) and the scheduled sweeper."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from tts_common.settings import TaskEventsSettings, cached_settings
+from tts_common.storage.repository import TaskRepository
+from tts_common.wiring import job_queue_from, publisher_from, repository_from
+
+from tts_task_events.logic import apply_message
+from tts_task_events.sweeper import sweep
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def _repository() -> TaskRepository:
+    return repository_from(cached_settings(TaskEventsSettings))
+
+
+def _record_handler(record: SQSRecord) -> None:
+    applied = apply_message(body=record.body, repository=_repository())
+    if applied.task is None:
+        logger.warning("lifecycle message for an unknown task dropped", task_id=applied.event.task_id)
+        return
+    # One metric per transition, dimensioned by status, for the dashboard's tasks-per-status widget.
+    with single_metric(name="TaskTransitions", unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="status", value=str(applied.event.status))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=_record_handler, processor=processor, context=context
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = cached_settings(TaskEventsSettings)
+    report = sweep(
+        repository=_repository(),
+        queue=job_queue_from(settings),
+        publisher=publisher_from(settings),
+        params=settings.synthesis_params,
+        now=datetime.now(UTC),
+        requeue_after=timedelta(seconds=settings.requeue_after_s),
+        stale_after=timedelta(seconds=settings.stale_after_s),
+    )
+    metrics.add_metric(name="TasksRequeued", unit=MetricUnit.Count, value=len(report.requeued))
+    metrics.add_metric(name="TasksTimedOut", unit=MetricUnit.Count, value=len(report.timed_out))
+    logger.info("sweep finished", requeued=report.requeued, timed_out=report.timed_out)
+    return {"requeued": report.requeued, "timed_out": report.timed_out}

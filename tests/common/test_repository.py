@@ -1,0 +1,152 @@
+"""The task store on moto: race-free dedupe, claims released by failure, versioned lifecycle writes, stats."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tts_common.domain import SynthesisParams, TaskStatus, dedupe_key
+from tts_common.exceptions import InvalidPageToken, TaskNotFound
+from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
+from tts_common.task import Task
+
+KEY = dedupe_key("Hyvää huomenta", SynthesisParams(model_id="m", language="fi"))
+
+
+def new_task(key: str = KEY, *, at: datetime | None = None) -> Task:
+    return Task(
+        task_id=uuid.uuid4().hex,
+        dedupe_key=key,
+        language="fi",
+        model_id="m",
+        text_chars=14,
+        submitted_at=at or datetime.now(UTC),
+        text="Hyvää huomenta",
+    )
+
+
+def test_concurrent_identical_submissions_create_one_task(repository) -> None:
+    # Given 32 threads submitting the same text at once
+    results: list[tuple[Task, bool]] = []
+    barrier = threading.Barrier(32)
+
+    def submit() -> None:
+        task = new_task()
+        barrier.wait()
+        results.append(repository.create_or_get(task))
+
+    threads = [threading.Thread(target=submit) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then exactly one created a task and all got its id
+    assert len(results) == 32
+    assert sum(created for _, created in results) == 1
+    assert len({t.task_id for t, _ in results}) == 1
+    stats = repository.stats()
+    assert stats.submitted == 1
+    assert stats.dedupe_hits == 31
+    assert stats.counts[TaskStatus.QUEUED] == 1
+
+
+def test_a_failed_task_does_not_block_a_new_submission(repository) -> None:
+    first, created = repository.create_or_get(new_task())
+    assert created
+    repository.apply_events(
+        first.task_id,
+        [
+            LifecycleEvent(
+                task_id=first.task_id,
+                status=TaskStatus.FAILED,
+                at=datetime.now(UTC),
+                error=ErrorInfo(code="synthesis_failed", message="boom"),
+            )
+        ],
+    )
+    second, created = repository.create_or_get(new_task())
+    assert created
+    assert second.task_id != first.task_id
+    # while a live task keeps its claim
+    third, created = repository.create_or_get(new_task())
+    assert not created
+    assert third.task_id == second.task_id
+
+
+def test_events_update_the_record_and_the_counters(repository) -> None:
+    task, _ = repository.create_or_get(new_task())
+    t0 = datetime.now(UTC)
+    audio = AudioInfo(
+        audio_key=f"audio/{task.task_id}.wav",
+        file_size=100,
+        sampling_rate=16000,
+        duration_s=1.5,
+        device="cpu",
+    )
+    repository.apply_events(
+        task.task_id, [LifecycleEvent(task_id=task.task_id, status=TaskStatus.PROCESSING, at=t0, attempt=1)]
+    )
+    done = repository.apply_events(
+        task.task_id,
+        [
+            LifecycleEvent(
+                task_id=task.task_id,
+                status=TaskStatus.DONE,
+                at=t0 + timedelta(seconds=2),
+                attempt=1,
+                audio=audio,
+            )
+        ],
+    )
+    assert done is not None
+    assert done.status is TaskStatus.DONE
+    stored = repository.get(task.task_id)
+    assert stored.lifecycle.audio == audio
+    assert stored.lifecycle.started_at == t0
+    stats = repository.stats()
+    assert stats.counts[TaskStatus.DONE] == 1
+    assert stats.counts[TaskStatus.QUEUED] == 0
+    assert stats.average_processing_s == pytest.approx(2.0)
+
+
+def test_an_event_for_an_unknown_task_is_dropped(repository) -> None:
+    assert (
+        repository.apply_events(
+            "f" * 32, [LifecycleEvent(task_id="f" * 32, status=TaskStatus.PROCESSING, at=datetime.now(UTC))]
+        )
+        is None
+    )
+    with pytest.raises(TaskNotFound):
+        repository.get("f" * 32)
+
+
+def test_pages_are_newest_first_without_repeats(repository) -> None:
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    made = [
+        repository.create_or_get(new_task(f"{i:064x}", at=base + timedelta(minutes=i)))[0] for i in range(7)
+    ]
+    seen, token = [], None
+    while True:
+        page = repository.list_tasks(status=None, limit=3, next_token=token)
+        seen += [t.task_id for t in page.items]
+        token = page.next_token
+        if token is None:
+            break
+    assert seen == [t.task_id for t in reversed(made)]
+
+
+@pytest.mark.parametrize("token", ["garbage", "e30", "eyJrIjp7fSwicyI6bnVsbH0"])
+def test_foreign_page_tokens_are_refused(repository, token: str) -> None:
+    with pytest.raises(InvalidPageToken):
+        repository.list_tasks(status=None, limit=3, next_token=token)
+
+
+def test_a_token_is_bound_to_its_status_filter(repository) -> None:
+    for i in range(3):
+        repository.create_or_get(new_task(f"{i:064x}"))
+    page = repository.list_tasks(status=TaskStatus.QUEUED, limit=1, next_token=None)
+    assert page.next_token
+    with pytest.raises(InvalidPageToken):
+        repository.list_tasks(status=None, limit=1, next_token=page.next_token)

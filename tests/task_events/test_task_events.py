@@ -1,0 +1,120 @@
+"""The lifecycle consumer (Lambda handler, partial failures) and the sweeper, on moto."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tts_common.domain import SynthesisParams, TaskStatus, dedupe_key
+from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
+from tts_common.task import Task
+
+from tests.conftest import drain, sqs_event
+
+
+def make_task(repository, *, at: datetime, text: str = "Hei maailma") -> Task:
+    key = dedupe_key(text, SynthesisParams(model_id="facebook/mms-tts-fin", language="fi"))
+    task, _ = repository.create_or_get(
+        Task(
+            task_id=uuid.uuid4().hex,
+            dedupe_key=key,
+            language="fi",
+            model_id="facebook/mms-tts-fin",
+            text_chars=len(text),
+            submitted_at=at,
+            text=text,
+        )
+    )
+    return task
+
+
+@pytest.fixture
+def handler_module(resources):
+    import tts_task_events.handler as module
+
+    module._repository.cache_clear()
+    from tts_common.settings import cached_settings
+
+    cached_settings.cache_clear()
+    yield module
+    module._repository.cache_clear()
+    cached_settings.cache_clear()
+
+
+def test_handler_applies_events_and_reports_only_bad_records(
+    handler_module, repository, lambda_context
+) -> None:
+    # Given a task and a batch with a good event, a malformed body and an event for an unknown task
+    task = make_task(repository, at=datetime.now(UTC))
+    audio = AudioInfo(
+        audio_key=f"audio/{task.task_id}.wav", file_size=44, sampling_rate=16000, duration_s=0.0, device="cpu"
+    )
+    good = LifecycleEvent(task_id=task.task_id, status=TaskStatus.DONE, at=datetime.now(UTC), audio=audio)
+    unknown = LifecycleEvent(task_id="e" * 32, status=TaskStatus.PROCESSING, at=datetime.now(UTC))
+    event = sqs_event([good.model_dump_json(), "{not json", unknown.model_dump_json()])
+    # When the handler runs
+    result = handler_module.handler(event, lambda_context)
+    # Then only the malformed record is reported (it goes back, and to the DLQ after maxReceiveCount)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert repository.get(task.task_id).status is TaskStatus.DONE
+
+
+def test_handler_unwraps_an_sns_envelope(handler_module, repository, lambda_context) -> None:
+    task = make_task(repository, at=datetime.now(UTC))
+    inner = LifecycleEvent(
+        task_id=task.task_id, status=TaskStatus.PROCESSING, at=datetime.now(UTC), attempt=1
+    )
+    envelope = json.dumps({"Type": "Notification", "Message": inner.model_dump_json()})
+    assert handler_module.handler(sqs_event([envelope]), lambda_context) == {"batchItemFailures": []}
+    assert repository.get(task.task_id).status is TaskStatus.PROCESSING
+
+
+def test_sweeper_requeues_a_task_whose_submission_died(
+    handler_module, resources, repository, lambda_context, monkeypatch
+) -> None:
+    # Given a task written 10 minutes ago whose job never reached the queue (no `queued` event applied)
+    monkeypatch.setenv("REQUEUE_AFTER_S", "120")
+    stuck = make_task(repository, at=datetime.now(UTC) - timedelta(minutes=10))
+    enqueued = make_task(repository, at=datetime.now(UTC) - timedelta(minutes=10), text="Toinen")
+    repository.apply_events(
+        enqueued.task_id,
+        [LifecycleEvent(task_id=enqueued.task_id, status=TaskStatus.QUEUED, at=datetime.now(UTC))],
+    )
+    fresh = make_task(repository, at=datetime.now(UTC), text="Tuore")
+    # When the sweeper runs
+    report = handler_module.sweep_handler({}, lambda_context)
+    # Then only the stuck task's job is sent again, and a queued event is published for it
+    assert report == {"requeued": [stuck.task_id], "timed_out": []}
+    jobs = [SynthesisJob.model_validate_json(b) for b in drain(resources.jobs_queue_url)]
+    assert [j.task_id for j in jobs] == [stuck.task_id]
+    assert jobs[0].text == "Hei maailma"
+    events = [LifecycleEvent.model_validate_json(b) for b in drain(resources.events_queue_url)]
+    assert [(e.task_id, e.status) for e in events] == [(stuck.task_id, TaskStatus.QUEUED)]
+    assert fresh.task_id not in report["requeued"]
+
+
+def test_sweeper_fails_tasks_that_outlived_every_retry(
+    handler_module, resources, repository, lambda_context, monkeypatch
+) -> None:
+    monkeypatch.setenv("STALE_AFTER_S", "3600")
+    old = make_task(repository, at=datetime.now(UTC) - timedelta(hours=2))
+    repository.apply_events(
+        old.task_id,
+        [
+            LifecycleEvent(task_id=old.task_id, status=TaskStatus.QUEUED, at=datetime.now(UTC)),
+            LifecycleEvent(
+                task_id=old.task_id, status=TaskStatus.PROCESSING, at=datetime.now(UTC), attempt=3
+            ),
+        ],
+    )
+    report = handler_module.sweep_handler({}, lambda_context)
+    assert report["timed_out"] == [old.task_id]
+    # The failure travels as a lifecycle message; applying it fails the task with a reason
+    bodies = drain(resources.events_queue_url)
+    assert handler_module.handler(sqs_event(bodies), lambda_context) == {"batchItemFailures": []}
+    failed = repository.get(old.task_id)
+    assert failed.status is TaskStatus.FAILED
+    assert failed.lifecycle.error is not None
+    assert failed.lifecycle.error.code == "timed_out"
