@@ -22,12 +22,23 @@ from local.moto_patches import make_dynamodb_thread_safe  # noqa: E402
 make_dynamodb_thread_safe()
 
 
+_SESSION: list = []
+
+
 @pytest.fixture
 def aws():
-    """moto in-process for the duration of one test."""
+    """moto in-process for the duration of one test, on one boto3 session for the whole run.
+
+    moto resets boto3's default session per test, so every client would re-parse its service model
+    (about 0.1 s each); the credentials are the fake ones either way.
+    """
+    import boto3
     from moto import mock_aws
 
     with mock_aws():
+        if not _SESSION:
+            _SESSION.append(boto3.session.Session())
+        boto3.DEFAULT_SESSION = _SESSION[0]
         yield
 
 

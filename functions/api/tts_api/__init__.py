@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI routes over the task table, jobs queue and the audio bucket (Mangum on Lambda)."""

@@ -1,0 +1,185 @@
+"""/api/v1/tts: submit conversions, follow them, download their audio."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools import Metrics
+from fastapi import APIRouter, Query, status
+from fastapi.responses import RedirectResponse
+from tts_common.domain import MAX_FILENAME_CHARS, TaskStatus
+
+from tts_api import service
+from tts_api.deps import (
+    AudioStoreDep,
+    ClockDep,
+    JobQueueDep,
+    MetricsDep,
+    PublisherDep,
+    RepositoryDep,
+    SettingsDep,
+)
+from tts_api.errors import error_responses
+from tts_api.observability import record_submissions
+from tts_api.schemas import (
+    BatchAccepted,
+    Conversion,
+    ConversionAccepted,
+    ConversionPage,
+    ConvertMultipleRequest,
+    ConvertRequest,
+    Download,
+    Stats,
+)
+
+router = APIRouter(prefix="/api/v1/tts", tags=["tts"])
+
+_SUBMIT_ERRORS = error_responses(400, 422, 503)
+
+
+def _accepted(submissions: list[service.Submission], *, metrics: Metrics) -> list[ConversionAccepted]:
+    created = sum(1 for s in submissions if s.created)
+    record_submissions(sink=metrics, created=created, deduplicated=len(submissions) - created)
+    return [ConversionAccepted.from_task(s.task, deduplicated=not s.created) for s in submissions]
+
+
+@router.post(
+    "/convert",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ConversionAccepted,
+    responses=_SUBMIT_ERRORS,
+    summary="Submit one text",
+    description="Queues a conversion, or returns the existing one for the same text (`deduplicated: true`). "
+    "The filename does not enter the dedupe key: on a hit the first submission's `custom_filename` stands.",
+)
+def convert(
+    body: ConvertRequest,
+    settings: SettingsDep,
+    repository: RepositoryDep,
+    audio_store: AudioStoreDep,
+    job_queue: JobQueueDep,
+    publisher: PublisherDep,
+    clock: ClockDep,
+    metrics: MetricsDep,
+) -> ConversionAccepted:
+    submissions = service.submit_texts(
+        texts=[body.text],
+        custom_filename=body.custom_filename,
+        language=body.language,
+        batch=False,
+        settings=settings,
+        repository=repository,
+        audio_store=audio_store,
+        job_queue=job_queue,
+        publisher=publisher,
+        clock=clock,
+    )
+    return _accepted(submissions, metrics=metrics)[0]
+
+
+@router.post(
+    "/convert-multiple",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAccepted,
+    responses=_SUBMIT_ERRORS,
+    summary="Submit several texts",
+    description="One conversion per text, in order. Every text is validated before any is created: one bad "
+    "text refuses the whole request (422, `details.errors[].loc` names each bad index).",
+)
+def convert_multiple(
+    body: ConvertMultipleRequest,
+    settings: SettingsDep,
+    repository: RepositoryDep,
+    audio_store: AudioStoreDep,
+    job_queue: JobQueueDep,
+    publisher: PublisherDep,
+    clock: ClockDep,
+    metrics: MetricsDep,
+) -> BatchAccepted:
+    submissions = service.submit_texts(
+        texts=body.texts,
+        custom_filename=None,
+        language=body.language,
+        batch=True,
+        settings=settings,
+        repository=repository,
+        audio_store=audio_store,
+        job_queue=job_queue,
+        publisher=publisher,
+        clock=clock,
+    )
+    return BatchAccepted(items=_accepted(submissions, metrics=metrics))
+
+
+@router.get(
+    "",
+    response_model=ConversionPage,
+    responses=error_responses(400, 422, 503),
+    summary="List conversions, newest first",
+)
+def list_conversions(
+    repository: RepositoryDep,
+    status_filter: Annotated[TaskStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    next_token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> ConversionPage:
+    page = service.list_tasks(
+        status=status_filter, limit=limit, next_token=next_token, repository=repository
+    )
+    return ConversionPage(items=[Conversion.from_task(t) for t in page.items], next_token=page.next_token)
+
+
+# Registered before /{conversion_id}, which would otherwise take "stats" for an id.
+@router.get("/stats", response_model=Stats, responses=error_responses(503), summary="Counts and timings")
+def stats(repository: RepositoryDep) -> Stats:
+    return Stats.from_stats(service.get_stats(repository=repository))
+
+
+@router.get(
+    "/{conversion_id}",
+    response_model=Conversion,
+    responses=error_responses(404, 503),
+    summary="One conversion's status and audio facts",
+)
+def get_conversion(conversion_id: str, repository: RepositoryDep) -> Conversion:
+    return Conversion.from_task(service.get_task(task_id=conversion_id, repository=repository))
+
+
+@router.get(
+    "/{conversion_id}/download",
+    response_model=Download,
+    responses={
+        307: {
+            "description": "With `redirect=true`: the presigned URL in `Location` (no body).",
+            "headers": {"Location": {"description": "The presigned S3 URL", "schema": {"type": "string"}}},
+        },
+        **error_responses(404, 409, 422, 503),
+    },
+    summary="A presigned link to the audio of a done conversion",
+    description="A failed conversion answers 409 `task_not_ready` with `details.status = failed` and the "
+    "error; it will never be ready (submit the text again for a new attempt).",
+)
+def download(
+    conversion_id: str,
+    settings: SettingsDep,
+    repository: RepositoryDep,
+    audio_store: AudioStoreDep,
+    redirect: Annotated[bool, Query(description="Answer 307 to the URL instead of 200 with it.")] = False,
+    filename: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_FILENAME_CHARS,
+            description="Save under this plain name instead of the conversion's `custom_filename`.",
+        ),
+    ] = None,
+) -> Download | RedirectResponse:
+    link = service.download_link(
+        task_id=conversion_id,
+        filename=filename,
+        settings=settings,
+        repository=repository,
+        audio_store=audio_store,
+    )
+    if redirect:
+        return RedirectResponse(link.url, status_code=307, headers={"Cache-Control": "no-store"})
+    return Download(url=link.url, expires_at=link.expires_at, filename=link.filename)

@@ -1,0 +1,300 @@
+"""What the API does, apart from HTTP: submit conversions, read them back, hand out download links.
+
+Collaborators come in as arguments (the routes get them from `deps`); nothing here imports boto3 or PynamoDB.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tts_common.adapters import DEPENDENCY_ERRORS
+from tts_common.adapters.events import EventPublisher
+from tts_common.adapters.s3 import AudioStore, PresignedDownload
+from tts_common.adapters.sqs import JobQueue
+from tts_common.domain import (
+    TaskStatus,
+    dedupe_key,
+    download_filename,
+    text_key_for,
+    validate_custom_filename,
+    validate_text,
+)
+from tts_common.exceptions import (
+    DependencyUnavailable,
+    InvalidInput,
+    TaskNotFound,
+    TaskNotReady,
+    TTSError,
+    UnsupportedLanguage,
+)
+from tts_common.jobs import job_for
+from tts_common.messages import LifecycleEvent
+from tts_common.settings import ApiSettings
+from tts_common.storage.repository import TaskRepository
+from tts_common.task import Task, TaskPage, TaskStats
+
+from tts_api.observability import logger
+
+Clock = Callable[[], datetime]
+IdFactory = Callable[[], str]
+
+# Conversion ids are uuid4 hex. Anything else is answered 404 before it reaches the table.
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    task: Task
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadLink:
+    url: str
+    expires_at: datetime
+    filename: str
+
+
+@contextmanager
+def _dependency(what: str) -> Iterator[None]:
+    """Turn a failure of a call into AWS into a 503; typed errors and our own bugs pass through unchanged."""
+    try:
+        yield
+    except TTSError:
+        raise
+    except DEPENDENCY_ERRORS as exc:
+        logger.exception("dependency call failed", extra={"dependency": what})
+        raise DependencyUnavailable(
+            f"the {what} did not answer; try again",
+            details={"dependency": what, "reason": type(exc).__name__},
+        ) from exc
+
+
+def _field_error(loc: Sequence[str | int], message: str, kind: str, **ctx: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"loc": list(loc), "msg": message, "type": kind}
+    if ctx:
+        entry["ctx"] = ctx
+    return entry
+
+
+def _invalid(errors: list[dict[str, Any]]) -> InvalidInput:
+    first = errors[0]
+    message = ".".join(str(p) for p in first["loc"]) + ": " + first["msg"]
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
+    return InvalidInput(message, details={"errors": errors})
+
+
+def served_languages(settings: ApiSettings) -> list[str]:
+    """One deployment serves one model, hence one language."""
+    return [settings.tts_language]
+
+
+def _check_language(language: str | None, settings: ApiSettings) -> None:
+    """No language means the deployment's own; a given one must be served (compared case-insensitively)."""
+    served = served_languages(settings)
+    if language is not None and language.strip().lower() not in {code.lower() for code in served}:
+        raise UnsupportedLanguage(
+            f"language {language!r} is not served here; served: {', '.join(served)}",
+            details={"language": language, "supported": served},
+        )
+
+
+def _normalize_texts(texts: Sequence[str], *, settings: ApiSettings, batch: bool) -> list[str]:
+    """Validate every text before anything is created: one 422 names every bad one."""
+    if batch and len(texts) > settings.max_batch_texts:
+        raise _invalid(
+            [
+                _field_error(
+                    ["body", "texts"],
+                    f"at most {settings.max_batch_texts} texts per request, got {len(texts)}",
+                    "too_many_texts",
+                    max_batch_texts=settings.max_batch_texts,
+                )
+            ]
+        )
+    normalized: list[str] = []
+    errors: list[dict[str, Any]] = []
+    for index, text in enumerate(texts):
+        loc: list[str | int] = ["body", "texts", index] if batch else ["body", "text"]
+        try:
+            normalized.append(validate_text(text, max_chars=settings.max_text_chars))
+        except InvalidInput as exc:
+            errors.append(_field_error(loc, exc.message, "invalid_text", **(exc.details or {})))
+    if errors:
+        raise _invalid(errors)
+    return normalized
+
+
+def submit_texts(
+    *,
+    texts: Sequence[str],
+    custom_filename: str | None,
+    language: str | None,
+    batch: bool,
+    settings: ApiSettings,
+    repository: TaskRepository,
+    audio_store: AudioStore,
+    job_queue: JobQueue,
+    publisher: EventPublisher,
+    clock: Clock,
+    new_id: IdFactory = new_task_id,
+) -> list[Submission]:
+    """Create (or find) one task per text, enqueue a job for each new one, then announce it as queued.
+
+    Order matters for recovery: a task whose job could not be sent has no `queued` event, so the sweeper
+    re-enqueues it after REQUEUE_AFTER_S; the client gets a 503 and a retry returns the same id.
+    """
+    _check_language(language, settings)  # the synthesis params already carry the one served language
+    normalized = _normalize_texts(texts, settings=settings, batch=batch)
+    params = settings.synthesis_params
+    submissions = [
+        _create_or_get(
+            text=text,
+            custom_filename=custom_filename,
+            settings=settings,
+            repository=repository,
+            audio_store=audio_store,
+            submitted_at=clock(),
+            task_id=new_id(),
+        )
+        for text in normalized
+    ]
+    created = [s.task for s in submissions if s.created]
+    if created:
+        with _dependency("jobs queue"):
+            job_queue.send_many([job_for(task, params) for task in created])
+        _announce_queued(created, publisher=publisher, clock=clock)
+    return submissions
+
+
+def _create_or_get(
+    *,
+    text: str,
+    custom_filename: str | None,
+    settings: ApiSettings,
+    repository: TaskRepository,
+    audio_store: AudioStore,
+    submitted_at: datetime,
+    task_id: str,
+) -> Submission:
+    large = len(text.encode("utf-8")) > settings.inline_text_max_bytes
+    task = Task(
+        task_id=task_id,
+        dedupe_key=dedupe_key(text, settings.synthesis_params),
+        language=settings.tts_language,
+        model_id=settings.tts_model,
+        text_chars=len(text),
+        submitted_at=submitted_at,
+        custom_filename=custom_filename,
+        text=None if large else text,
+        text_key=text_key_for(task_id) if large else None,
+    )
+    if task.text_key is not None:
+        # Written before the task exists, so a task never points at a missing text. On a dedupe hit the
+        # object is left behind under inputs/ (the bucket's lifecycle rule expires it).
+        with _dependency("audio bucket"):
+            audio_store.put_text(task.text_key, text)
+    with _dependency("task table"):
+        stored, created = repository.create_or_get(task)
+    return Submission(task=stored, created=created)
+
+
+def _announce_queued(tasks: list[Task], *, publisher: EventPublisher, clock: Clock) -> None:
+    """Publish `queued` for tasks whose job is on the queue. A failure here is logged, not returned:
+    the job is already queued, and at worst the sweeper sends it once more (the worker is idempotent)."""
+    for task in tasks:
+        try:
+            publisher.publish(LifecycleEvent(task_id=task.task_id, status=TaskStatus.QUEUED, at=clock()))
+        except Exception:
+            logger.exception("could not publish the queued event", extra={"task_id": task.task_id})
+
+
+def _checked_id(task_id: str) -> str:
+    if not _TASK_ID.fullmatch(task_id):
+        raise TaskNotFound(task_id[:64])
+    return task_id
+
+
+def get_task(*, task_id: str, repository: TaskRepository) -> Task:
+    checked = _checked_id(task_id)
+    with _dependency("task table"):
+        return repository.get(checked)
+
+
+def list_tasks(
+    *, status: TaskStatus | None, limit: int, next_token: str | None, repository: TaskRepository
+) -> TaskPage:
+    with _dependency("task table"):
+        return repository.list_tasks(status=status, limit=limit, next_token=next_token)
+
+
+def get_stats(*, repository: TaskRepository) -> TaskStats:
+    with _dependency("task table"):
+        return repository.stats()
+
+
+def download_link(
+    *,
+    task_id: str,
+    filename: str | None,
+    settings: ApiSettings,
+    repository: TaskRepository,
+    audio_store: AudioStore,
+) -> DownloadLink:
+    """A presigned URL for a done task's audio, saved as `filename`, else the task's name, else its id."""
+    if filename is not None:
+        try:
+            filename = validate_custom_filename(filename)
+        except InvalidInput as exc:
+            raise _invalid([_field_error(["query", "filename"], exc.message, "invalid_filename")]) from None
+    task = get_task(task_id=task_id, repository=repository)
+    audio = task.lifecycle.audio
+    if task.status is not TaskStatus.DONE or audio is None:
+        not_ready = TaskNotReady(task.task_id, str(task.status))
+        if task.lifecycle.error is not None and not_ready.details is not None:
+            not_ready.details["error"] = task.lifecycle.error.model_dump()
+        raise not_ready
+    name = download_filename(filename or task.custom_filename, task.task_id)
+    with _dependency("audio bucket"):
+        signed: PresignedDownload = audio_store.presign_download(
+            audio.audio_key, filename=name, expires_in_s=settings.presign_expiry_s
+        )
+    return DownloadLink(url=signed.url, expires_at=signed.expires_at, filename=name)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    table: bool
+    bucket: bool
+    queue: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.table and self.bucket and self.queue
+
+
+def _answers(ping: Callable[[], bool], what: str) -> bool:
+    try:
+        return ping()
+    except Exception:
+        logger.exception("health check failed", extra={"dependency": what})
+        return False
+
+
+def check_health(*, repository: TaskRepository, audio_store: AudioStore, job_queue: JobQueue) -> Health:
+    return Health(
+        table=_answers(repository.ping, "task table"),
+        bucket=_answers(audio_store.ping, "audio bucket"),
+        queue=_answers(job_queue.ping, "jobs queue"),
+    )

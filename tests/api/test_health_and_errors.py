@@ -1,0 +1,105 @@
+"""Health, service info, and the one error body for failures that are not the client's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi.testclient import TestClient
+from tts_api import deps
+from tts_common.adapters.events import EventPublisher
+from tts_common.adapters.s3 import AudioStore
+from tts_common.adapters.sqs import JobQueue
+
+from tests.api.support import events_on_queue, jobs_on_queue
+
+
+def test_root_names_the_service(client):
+    response = client.get("/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == "serverless-tts"
+    assert body["version"] == "0.1.0"
+    datetime.fromisoformat(body["timestamp"])
+
+
+def test_health_is_200_when_everything_answers(client):
+    response = client.get("/health")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"table": True, "bucket": True, "queue": True}
+
+
+def test_health_is_503_naming_what_is_down_and_root_stays_200(app, api_settings, resources):
+    # Given: a bucket that does not exist
+    s3 = deps.audio_store_for(api_settings)._s3
+    app.dependency_overrides[deps.get_audio_store] = lambda: AudioStore(s3_client=s3, bucket="no-such-bucket")
+    client = TestClient(app)
+
+    response = client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"table": True, "bucket": False, "queue": True}
+    assert client.get("/").status_code == 200
+
+
+def test_a_failed_enqueue_is_503_and_leaves_the_task_for_the_sweeper(app, api_settings, resources):
+    # Given: the jobs queue is gone
+    sqs = deps.job_queue_for(api_settings)._sqs
+    missing = resources.jobs_queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    app.dependency_overrides[deps.get_job_queue] = lambda: JobQueue(sqs_client=sqs, queue_url=missing)
+    client = TestClient(app)
+
+    # When
+    response = client.post("/api/v1/tts/convert", json={"text": "Jono puuttuu"})
+
+    # Then: a typed 503 the client may retry, and no `queued` event (the sweeper's cue)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    error = response.json()["error"]
+    assert error["code"] == "service_unavailable"
+    assert error["details"]["dependency"] == "jobs queue"
+    assert events_on_queue(resources) == []
+    [task] = client.get("/api/v1/tts").json()["items"]
+    assert task["status"] == "queued"
+
+    # And a retry once the queue is back returns the same conversion
+    app.dependency_overrides.pop(deps.get_job_queue)
+    retry = client.post("/api/v1/tts/convert", json={"text": "Jono puuttuu"}).json()
+    assert retry["conversion_id"] == task["conversion_id"]
+    assert retry["deduplicated"] is True
+
+
+def test_a_failed_announcement_still_accepts_the_submission(app, api_settings, resources):
+    sns = deps.publisher_for(api_settings)._sns
+    topic = resources.events_topic_arn + "-missing"
+    app.dependency_overrides[deps.get_publisher] = lambda: EventPublisher(sns_client=sns, topic_arn=topic)
+
+    response = TestClient(app).post("/api/v1/tts/convert", json={"text": "Kanava puuttuu"})
+
+    assert response.status_code == 202
+    assert len(jobs_on_queue(resources)) == 1
+
+
+def test_an_unexpected_error_is_500_without_internals(app):
+    def broken_clock():
+        raise RuntimeError("secret: arn:aws:iam::123456789012:role/internal")
+
+    app.dependency_overrides[deps.get_clock] = lambda: broken_clock
+    client = TestClient(app, raise_server_exceptions=False)
+
+    response = client.get("/")
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": {"code": "internal_error", "message": "Internal server error"}}
+
+
+def test_unknown_routes_and_methods_keep_the_error_body(client):
+    missing = client.get("/api/v2/nothing")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+    wrong_method = client.delete("/api/v1/tts/stats")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"

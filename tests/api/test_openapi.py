@@ -1,0 +1,63 @@
+"""The OpenAPI schema documents every status each route can return, with the one error body."""
+
+from __future__ import annotations
+
+import pytest
+from tts_api.app import create_app
+
+ERROR_REF = "#/components/schemas/ErrorResponse"
+
+EXPECTED = {
+    ("get", "/"): {"200", "500"},
+    ("get", "/health"): {"200", "500", "503"},
+    ("post", "/api/v1/tts/convert"): {"202", "400", "422", "500", "503"},
+    ("post", "/api/v1/tts/convert-multiple"): {"202", "400", "422", "500", "503"},
+    ("get", "/api/v1/tts"): {"200", "400", "422", "500", "503"},
+    ("get", "/api/v1/tts/stats"): {"200", "500", "503"},
+    ("get", "/api/v1/tts/{conversion_id}"): {"200", "404", "500", "503"},
+    ("get", "/api/v1/tts/{conversion_id}/download"): {"200", "307", "404", "409", "422", "500", "503"},
+}
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return create_app().openapi()
+
+
+def _operations(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            yield (method, path), operation
+
+
+def test_every_route_documents_exactly_its_statuses(schema):
+    documented = {key: set(op["responses"]) for key, op in _operations(schema)}
+    assert documented == EXPECTED
+
+
+def test_every_error_status_uses_the_error_body(schema):
+    for key, operation in _operations(schema):
+        for status, response in operation["responses"].items():
+            if int(status) < 400 or (key == ("get", "/health") and status == "503"):
+                continue
+            assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}, (key, status)
+
+
+def test_success_bodies_are_json_and_the_redirect_has_none(schema):
+    for key, operation in _operations(schema):
+        for status, response in operation["responses"].items():
+            if status == "307":
+                assert "content" not in response
+                assert "Location" in response["headers"]
+            elif int(status) < 300:
+                assert list(response["content"]) == ["application/json"], key
+
+
+def test_fastapis_own_validation_model_is_gone(schema):
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert "HTTPValidationError" not in str(schema["paths"])
+
+
+def test_the_health_503_is_the_health_report(schema):
+    response = schema["paths"]["/health"]["get"]["responses"]["503"]
+    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/HealthReport"}
