@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError
@@ -77,6 +78,8 @@ class WorkerSettings(ServiceSettings):
     max_receive_count: int = Field(default=3, validation_alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
     poll_wait_s: int = Field(default=20, validation_alias="POLL_WAIT_S", ge=0, le=20)
     visibility_timeout_s: int = Field(default=900, validation_alias="VISIBILITY_TIMEOUT_S", ge=1, le=43_200)
+    # Where generated models (TTS_MODEL=tiny-random, mms-random) are built; ~/.cache/serverless-tts if unset.
+    tts_cache_dir: Path | None = Field(default=None, validation_alias="TTS_CACHE_DIR")
 
 
 class TaskEventsSettings(ServiceSettings):

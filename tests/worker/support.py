@@ -1,0 +1,237 @@
+"""Helpers for the worker tests: jobs, fakes for the core's ports, a view of the moto resources."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from tts_common.domain import SynthesisParams, audio_key_for, dedupe_key, normalize_text, text_key_for
+from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
+from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
+
+SAMPLING_RATE = 16_000
+TINY = "tiny-random"
+
+
+# -- jobs and events -----------------------------------------------------------------------------------------
+
+
+def make_job(
+    text: str | None = "Hyvää huomenta. Tämä on testi.",
+    *,
+    task_id: str = "task-1",
+    text_key: str | None = None,
+    model_id: str = TINY,
+    **overrides: Any,
+) -> SynthesisJob:
+    """A job as the API would build it: dedupe key from the normalized text and the parameters."""
+    params = SynthesisParams(model_id=model_id, language="fi")
+    fields: dict[str, Any] = {
+        "task_id": task_id,
+        "dedupe_key": dedupe_key(normalize_text(text or task_id), params),
+        "language": "fi",
+        "model_id": model_id,
+        "text": text if text_key is None else None,
+        "text_key": text_key,
+        "audio_key": audio_key_for(task_id),
+        "submitted_at": datetime(2026, 11, 27, 12, 0, tzinfo=UTC),
+    }
+    fields.update(overrides)
+    return SynthesisJob(**fields)
+
+
+def job_body(text: str | None = "Hyvää huomenta. Tämä on testi.", **kwargs: Any) -> str:
+    return make_job(text, **kwargs).model_dump_json()
+
+
+def statuses(events: Sequence[LifecycleEvent], task_id: str) -> list[str]:
+    return [str(e.status) for e in events if e.task_id == task_id]
+
+
+# -- fakes ---------------------------------------------------------------------------------------------------
+
+
+class FakeSynthesizer(Synthesizer):
+    """Deterministic noise, 0.07 s per character; raises what `failures` maps a substring of the text to."""
+
+    def __init__(self, failures: dict[str, Exception] | None = None) -> None:
+        self.failures = failures or {}
+        self.items: list[SynthesisItem] = []
+
+    @property
+    def model_id(self) -> str:
+        return "fake"
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def sampling_rate(self) -> int:
+        return SAMPLING_RATE
+
+    def is_speakable(self, text: str) -> bool:
+        return any(ch.isalpha() for ch in text)
+
+    def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:
+        results = []
+        for item in items:
+            self.items.append(item)
+            for needle, exc in self.failures.items():
+                if needle in item.text:
+                    raise exc
+            rng = np.random.default_rng(item.seed)
+            samples = round(len(item.text) * 0.07 * SAMPLING_RATE / item.speaking_rate)
+            waveform = rng.uniform(-0.5, 0.5, samples).astype(np.float32)
+            results.append(SynthesisResult(waveform=waveform, sampling_rate=SAMPLING_RATE, device="cpu"))
+        return results
+
+
+class CountingSynthesizer(Synthesizer):
+    """Wraps a real synthesizer and counts the items it was asked to speak."""
+
+    def __init__(self, inner: Synthesizer) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def device(self) -> str:
+        return self.inner.device
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.inner.sampling_rate
+
+    def is_speakable(self, text: str) -> bool:
+        return self.inner.is_speakable(text)
+
+    def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:
+        self.calls += len(items)
+        return self.inner.synthesize(items)
+
+
+@dataclass
+class MemoryStore:
+    audio: dict[str, tuple[AudioInfo, bytes]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    puts: int = 0
+
+    def find_audio(self, audio_key: str) -> AudioInfo | None:
+        found = self.audio.get(audio_key)
+        return found[0] if found else None
+
+    def put_audio(self, info: AudioInfo, body: bytes, *, task_id: str) -> None:
+        self.puts += 1
+        self.audio[info.audio_key] = (info, body)
+
+    def get_text(self, key: str) -> str:
+        return self.texts[key]
+
+
+@dataclass
+class MemoryEvents:
+    events: list[LifecycleEvent] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def publish(self, event: LifecycleEvent) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.events.append(event)
+
+
+@dataclass
+class MemoryMetrics:
+    values: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        self.values.append((name, str(unit), value))
+
+    def total(self, name: str) -> float:
+        return sum(v for n, _, v in self.values if n == name)
+
+
+# -- AWS on moto ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerAws:
+    """The service's resources on in-process moto, plus helpers to look at what the worker left there."""
+
+    resources: Any
+    sqs: Any
+    s3: Any
+
+    def read_events(self) -> list[LifecycleEvent]:
+        """Every lifecycle event published so far (SNS → events queue, raw delivery), in arrival order."""
+        found: list[LifecycleEvent] = []
+        for _ in range(50):
+            got = self.sqs.receive_message(
+                QueueUrl=self.resources.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not got:
+                break
+            for message in got:
+                found.append(LifecycleEvent.model_validate_json(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.resources.events_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        return sorted(found, key=lambda e: e.at)
+
+    def count(self, queue_url: str) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def send_job(self, body: str) -> None:
+        self.sqs.send_message(QueueUrl=self.resources.jobs_queue_url, MessageBody=body)
+
+    def put_text(self, task_id: str, text: str) -> str:
+        key = text_key_for(task_id)
+        self.s3.put_object(Bucket=self.resources.bucket_name, Key=key, Body=text.encode())
+        return key
+
+    def audio_keys(self) -> list[str]:
+        listed = self.s3.list_objects_v2(Bucket=self.resources.bucket_name, Prefix="audio/")
+        return [o["Key"] for o in listed.get("Contents", [])]
+
+    def audio_bytes(self, key: str) -> bytes:
+        return bytes(self.s3.get_object(Bucket=self.resources.bucket_name, Key=key)["Body"].read())
+
+
+def sqs_event(bodies: Sequence[str], *, receive_count: int = 1) -> dict[str, Any]:
+    """An SQS event as Lambda delivers it to the worker function."""
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": str(receive_count),
+                    "SentTimestamp": "1764244800000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1764244800000",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:worker-jobs",
+                "awsRegion": "us-east-1",
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def raw_json(**fields: Any) -> str:
+    return json.dumps(fields)
