@@ -56,7 +56,7 @@ class ServiceSettings(BaseSettings):
 
 class ApiSettings(ServiceSettings):
     service_version: str = Field(default="0.1.0", validation_alias="SERVICE_VERSION")
-    max_text_chars: int = Field(default=10_000, validation_alias="MAX_TEXT_CHARS", ge=1, le=100_000)
+    max_text_chars: int = Field(default=100_000, validation_alias="MAX_TEXT_CHARS", ge=1, le=100_000)
     max_batch_texts: int = Field(default=100, validation_alias="MAX_BATCH_TEXTS", ge=1, le=1000)
     presign_expiry_s: int = Field(default=3600, validation_alias="PRESIGN_EXPIRY_S", ge=60, le=604_800)
     # Texts whose UTF-8 body is larger than this go to the bucket instead of riding in the SQS message.
