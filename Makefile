@@ -1,0 +1,68 @@
+# The project's front door. Every target installs what it needs into .venv on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= api,worker,infra,dev
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONPATH := layers/common:functions/api:functions/worker:functions/task_events:.
+
+.PHONY: help install run test test-fast lint fmt bench synth deploy destroy clean
+
+help:
+	@echo "make run      the local stack: moto + API on http://127.0.0.1:8000 + worker + lifecycle consumer"
+	@echo "make test     every test (unit, integration on moto, model, infra, end to end)"
+	@echo "make lint     ruff, mypy, hadolint"
+	@echo "make bench    inference benchmark; writes docs/BENCHMARKS.md"
+	@echo "make synth    synthesize the CDK app into cdk.out (offline)"
+	@echo "make deploy   deploy to the AWS account in your environment (needs Docker and credentials)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch is pinned to 2.13.0 in pyproject.toml: an open range would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m local.stack
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e and not infra"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/common/tts_common functions/api/tts_api functions/task_events/tts_task_events functions/worker/tts_worker
+	$(BIN)/hadolint Dockerfile.inference
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+synth: $(STAMP) node_modules/.package-lock.json
+	npx cdk synth --quiet
+
+deploy: $(STAMP) node_modules/.package-lock.json
+	npx cdk deploy --all --require-approval broadening
+
+destroy: $(STAMP) node_modules/.package-lock.json
+	npx cdk destroy --all
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

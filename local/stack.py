@@ -1,0 +1,152 @@
+"""`make run`: the whole service on one machine.
+
+moto in server mode stands in for AWS on 127.0.0.1 (in this process); the API (uvicorn), the worker's
+long-poll loop and the lifecycle consumer run as child processes with the same code that runs on AWS.
+Ctrl-C stops every process this started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from local.moto_patches import make_dynamodb_thread_safe
+from local.provision import REGION, provision
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHONPATH = os.pathsep.join(
+    str(ROOT / p)
+    for p in ("layers/common", "functions/api", "functions/worker", "functions/task_events", ".")
+)
+
+
+def _wait_for(url: str, *, timeout_s: float, procs: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "8000")))
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "5050")))
+    args = parser.parse_args(argv)
+
+    make_dynamodb_thread_safe()
+    # moto's server logs every request; the service's own logs are what a developer wants to read.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address=args.host, port=args.moto_port, verbose=False)
+    moto.start()
+    endpoint = f"http://{args.host}:{args.moto_port}"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    # Short visibility timeouts so that a killed worker's job comes back quickly on one machine.
+    resources = provision(
+        endpoint_url=endpoint, jobs_visibility_timeout_s=120, events_visibility_timeout_s=30
+    )
+
+    env = {
+        **os.environ,
+        **resources.environment(),
+        "EVENTS_QUEUE_URL": resources.events_queue_url,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "PYTHONPATH": PYTHONPATH,
+        "PYTHONUNBUFFERED": "1",
+        "VISIBILITY_TIMEOUT_S": "120",
+        "POWERTOOLS_METRICS_NAMESPACE": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ServerlessTTS"),
+        "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "false"),
+    }
+    env.setdefault("TTS_MODEL", "facebook/mms-tts-fin")
+    env.setdefault("SWEEP_EVERY_S", "30")
+    # A shorter long-poll than on ECS, so that Ctrl-C stops the worker within seconds.
+    env.setdefault("POLL_WAIT_S", "5")
+    python = sys.executable
+    commands = {
+        "api": [
+            python,
+            "-m",
+            "uvicorn",
+            "tts_api.app:app",
+            "--host",
+            args.host,
+            "--port",
+            str(args.api_port),
+            "--log-level",
+            "warning",
+        ],
+        "worker": [python, "-m", "tts_worker.ecs_loop"],
+        "task-events": [python, "-m", "tts_task_events.poller"],
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    api_url = f"http://{args.host}:{args.api_port}"
+    try:
+        for command in commands.values():
+            procs.append(subprocess.Popen(command, env=env, cwd=ROOT))
+        _wait_for(f"{api_url}/health", timeout_s=60, procs=procs)
+        print(
+            f"\nServerless TTS local stack is up\n"
+            f"  API:        {api_url}   (docs: {api_url}/docs)\n"
+            f"  AWS (moto): {endpoint}\n"
+            f"  model:      {env['TTS_MODEL']}   device: {env.get('TTS_DEVICE', 'auto')}\n"
+            f"  try:        curl -s -X POST {api_url}/api/v1/tts/convert -H 'content-type: application/json' "
+            f'-d \'{{"text": "Hyvää huomenta"}}\'\n'
+            f"Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while not stopping:
+            for name, proc in zip(commands, procs, strict=True):
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping the stack", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+        return 0 if all(p.poll() is None for p in procs) else 1
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"local stack failed to start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        moto.stop()
+        print("local stack stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

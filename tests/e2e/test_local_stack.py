@@ -1,0 +1,187 @@
+"""End to end: start the local stack as `make run` does, then talk to it over HTTP only."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import soundfile as sf
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+# About 200 characters of Finnish.
+FINNISH_200 = (
+    "Suomen kesä on lyhyt mutta valoisa. Kesäkuussa aurinko laskee vasta myöhään illalla, ja moni "
+    "viettää aikaa mökillä järven rannalla. Saunan jälkeen uidaan, ja illalla grillataan makkaraa."
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    api_port, moto_port = _free_port(), _free_port()
+    log = tmp_path_factory.mktemp("stack") / "stack.log"
+    env = {
+        **os.environ,
+        "TTS_MODEL": "tiny-random",
+        "TTS_CACHE_DIR": str(tmp_path_factory.mktemp("models")),
+        "API_PORT": str(api_port),
+        "MOTO_PORT": str(moto_port),
+        "PYTHONPATH": os.pathsep.join(
+            ["layers/common", "functions/api", "functions/worker", "functions/task_events", "."]
+        ),
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        base = f"http://127.0.0.1:{api_port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert proc.poll() is None, f"local stack exited early:\n{log.read_text()}"
+                if "local stack is up" in log.read_text():
+                    break
+                assert time.monotonic() < deadline, f"local stack did not start:\n{log.read_text()}"
+                time.sleep(0.3)
+            yield base
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+    # Ctrl-C stops every process it started: nothing listens on its ports any more.
+    for port in (api_port, moto_port):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after Ctrl-C"
+
+
+def _submit(client: httpx.Client, text: str, **extra: object) -> httpx.Response:
+    return client.post("/api/v1/tts/convert", json={"text": text, **extra})
+
+
+def _wait_done(client: httpx.Client, conversion_id: str, *, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = client.get(f"/api/v1/tts/{conversion_id}").json()
+        if body["status"] in ("done", "failed"):
+            return body
+        assert time.monotonic() < deadline, f"not done within {timeout_s} s: {body}"
+        time.sleep(0.25)
+
+
+def test_submit_poll_download_a_valid_wav(stack: str) -> None:
+    with httpx.Client(base_url=stack, timeout=30) as client:
+        assert client.get("/health").json()["checks"] == {"table": True, "bucket": True, "queue": True}
+        started = time.monotonic()
+        submitted = _submit(client, FINNISH_200, custom_filename="kesä")
+        assert submitted.status_code == 202, submitted.text
+        conversion_id = submitted.json()["conversion_id"]
+        task = _wait_done(client, conversion_id, timeout_s=30)
+        assert task["status"] == "done", task
+        assert time.monotonic() - started < 30
+        assert task["sampling_rate"] == 16000
+        assert task["file_size"] > 44
+
+        download = client.get(f"/api/v1/tts/{conversion_id}/download")
+        assert download.status_code == 200, download.text
+        link = download.json()
+        assert link["filename"] == "kesä.wav"
+        audio = httpx.get(link["url"], timeout=30)  # the presigned URL, straight from the bucket
+        assert audio.status_code == 200
+        assert "kes%C3%A4.wav" in audio.headers["content-disposition"]
+        data, rate = sf.read(io.BytesIO(audio.content), dtype="int16")
+        info = sf.info(io.BytesIO(audio.content))
+        assert rate == 16000
+        assert info.subtype == "PCM_16"
+        assert len(data) > 0
+        assert len(audio.content) == task["file_size"]
+
+        redirect = client.get(f"/api/v1/tts/{conversion_id}/download", params={"redirect": "true"})
+        assert redirect.status_code == 307
+        assert redirect.headers["location"].startswith("http://127.0.0.1:")
+
+
+def test_same_text_same_id_also_from_32_concurrent_submissions(stack: str) -> None:
+    with httpx.Client(base_url=stack, timeout=60) as client:
+        first = _submit(client, FINNISH_200).json()
+        again = _submit(client, "  " + FINNISH_200.replace(" ", "  ") + "\n").json()
+        assert again["conversion_id"] == first["conversion_id"]
+        assert again["deduplicated"] is True
+
+        text = "Kolmekymmentäkaksi samaa pyyntöä yhtä aikaa."
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            responses = list(pool.map(lambda _: _submit(client, text), range(32)))
+        assert {r.status_code for r in responses} == {202}
+        ids = {r.json()["conversion_id"] for r in responses}
+        assert len(ids) == 1
+        assert sum(not r.json()["deduplicated"] for r in responses) == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"text": ""},
+        {"text": "   \n\t  "},
+        {"text": "a" * 100_001},
+        {"text": "hei", "custom_filename": "../etc/passwd"},
+        {"text": "hei", "custom_filename": "a/b"},
+        {"text": "hei", "custom_filename": "a\\b"},
+    ],
+)
+def test_bad_input_is_422_with_a_typed_body(stack: str, payload: dict) -> None:
+    response = httpx.post(f"{stack}/api/v1/tts/convert", json=payload, timeout=30)
+    assert response.status_code == 422
+    assert set(response.json()["error"]) >= {"code", "message"}
+
+
+def test_unknown_id_is_404_and_early_download_is_409(stack: str) -> None:
+    with httpx.Client(base_url=stack, timeout=30) as client:
+        missing = client.get(f"/api/v1/tts/{'0' * 32}")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "task_not_found"
+        texts = [f"Lause numero {i} odottaa vuoroaan jonossa." for i in range(20)]
+        items = client.post("/api/v1/tts/convert-multiple", json={"texts": texts}).json()["items"]
+        early = [client.get(f"/api/v1/tts/{item['conversion_id']}/download") for item in reversed(items)]
+        not_ready = [r for r in early if r.status_code == 409]
+        assert not_ready, "every download was ready at once"
+        assert not_ready[0].json()["error"]["code"] == "task_not_ready"
+        for item in items:
+            assert _wait_done(client, item["conversion_id"], timeout_s=60)["status"] == "done"
+
+
+def test_list_pages_newest_first(stack: str) -> None:
+    with httpx.Client(base_url=stack, timeout=30) as client:
+        seen: list[str] = []
+        token = None
+        while True:
+            params = {"limit": 5, **({"next_token": token} if token else {})}
+            page = client.get("/api/v1/tts", params=params).json()
+            seen += [item["conversion_id"] for item in page["items"]]
+            token = page["next_token"]
+            if not token:
+                break
+        assert len(seen) == len(set(seen)) >= 22
+        submitted = [client.get(f"/api/v1/tts/{cid}").json()["submitted_at"] for cid in seen]
+        assert submitted == sorted(submitted, reverse=True)
+        stats = client.get("/api/v1/tts/stats").json()
+        assert stats["counts"]["done"] >= 21
