@@ -95,7 +95,7 @@ S = TypeVar("S", bound=BaseSettings)
 def load_settings(cls: type[S]) -> S:
     """Build settings from the environment; turn a validation error into one naming each variable."""
     try:
-        return cls()  # type: ignore[call-arg]
+        return cls()
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

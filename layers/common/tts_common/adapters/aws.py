@@ -14,7 +14,7 @@ _RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"}, signature_ver
 
 def client(service: str, settings: ServiceSettings) -> Any:
     return boto3.client(
-        service,  # type: ignore[call-overload]
+        service,
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
         config=_RETRIES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from pynamodb.attributes import (
     NumberAttribute,
@@ -21,11 +22,14 @@ from tts_common.storage import schema
 
 @dataclass(frozen=True)
 class Records:
-    """The record classes bound to one table, and a connection for transactions."""
+    """The record classes bound to one table, and a connection for transactions.
 
-    task: type[Model]
-    claim: type[Model]
-    stats: type[Model]
+    The classes are built at run time for a table name, so they are typed loosely here.
+    """
+
+    task: Any
+    claim: Any
+    stats: Any
     connection: Connection
 
 
@@ -53,7 +57,8 @@ def _index(name: str, pk: str, sk: str, meta: type) -> GlobalSecondaryIndex:  # 
         sk: UnicodeAttribute(range_key=True),
     }
     cls = type(f"Index_{name}", (GlobalSecondaryIndex,), attrs)
-    return cls()
+    index: GlobalSecondaryIndex = cls()  # type: ignore[type-arg]
+    return index
 
 
 @lru_cache(maxsize=16)
@@ -61,7 +66,7 @@ def records_for(table_name: str, region: str, host: str | None = None) -> Record
     meta = _meta(table_name, region, host)
 
     class TaskRecord(Model):
-        Meta = meta
+        Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True, attr_name=schema.PARTITION_KEY)
         task_id = UnicodeAttribute()
         status = UnicodeAttribute()
@@ -100,7 +105,7 @@ def records_for(table_name: str, region: str, host: str | None = None) -> Record
     class ClaimRecord(Model):
         """Who owns a dedupe key: the conditional put of this item decides a submission race."""
 
-        Meta = meta
+        Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True, attr_name=schema.PARTITION_KEY)
         task_id = UnicodeAttribute()
         expires_at = TTLAttribute(null=True, attr_name=schema.TTL_ATTRIBUTE)
@@ -108,7 +113,7 @@ def records_for(table_name: str, region: str, host: str | None = None) -> Record
     class StatsRecord(Model):
         """Counters kept in step with task transitions, so the report never scans the table."""
 
-        Meta = meta
+        Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True, attr_name=schema.PARTITION_KEY)
         submitted = NumberAttribute(default=0)
         dedupe_hits = NumberAttribute(default=0)

@@ -14,7 +14,6 @@ from functools import reduce
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from tts_common.domain import TaskStatus
@@ -254,7 +253,7 @@ class TaskRepository:
 
     # -- conversion ------------------------------------------------------------------------------------
 
-    def _to_record(self, task: Task, expires: datetime) -> Model:
+    def _to_record(self, task: Task, expires: datetime) -> Any:
         lc = task.lifecycle
         return self._r.task(
             pk=task_pk(task.task_id),
@@ -275,7 +274,7 @@ class TaskRepository:
         )
 
     @staticmethod
-    def _from_record(r: Model) -> Task:
+    def _from_record(r: Any) -> Task:
         audio = None
         if r.audio_key is not None and r.file_size is not None:
             audio = AudioInfo(
