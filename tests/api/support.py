@@ -26,7 +26,8 @@ def aws_client(service: str) -> Any:
 class TickingClock:
     """A clock that moves one second per reading, so submission order is listing order."""
 
-    now: datetime = field(default_factory=lambda: datetime(2025, 11, 27, 12, 0, tzinfo=UTC))
+    # Starts at the real time: the store judges expiry by the real clock.
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
 
     def __call__(self) -> datetime:
         self.now += timedelta(seconds=1)

@@ -150,3 +150,100 @@ def test_a_token_is_bound_to_its_status_filter(repository) -> None:
     assert page.next_token
     with pytest.raises(InvalidPageToken):
         repository.list_tasks(status=None, limit=1, next_token=page.next_token)
+
+
+def _repo_at(resources, when: datetime):
+    from tts_common.storage.models import records_for
+    from tts_common.storage.repository import TaskRepository
+
+    return TaskRepository(
+        records_for(resources.table_name, "us-east-1", None), ttl_days=30, clock=lambda: when
+    )
+
+
+def test_an_expired_task_is_gone_and_its_text_gets_a_new_task(resources) -> None:
+    # Given a task submitted 31 days ago (DynamoDB's TTL deletes lazily: the item is still there)
+    then = datetime.now(UTC) - timedelta(days=31)
+    old, _ = _repo_at(resources, then).create_or_get(new_task(at=then))
+    repo_now = _repo_at(resources, datetime.now(UTC))
+    # Then reading it says not found, and the same text makes a new task instead of a dedupe hit
+    with pytest.raises(TaskNotFound):
+        repo_now.get(old.task_id)
+    fresh, created = repo_now.create_or_get(new_task())
+    assert created
+    assert fresh.task_id != old.task_id
+    assert [t.task_id for t in repo_now.list_tasks(status=None, limit=10, next_token=None).items] == [
+        fresh.task_id
+    ]
+
+
+def test_a_dedupe_hit_never_returns_a_task_about_to_expire(resources) -> None:
+    nearly = datetime.now(UTC) - timedelta(days=29, hours=12)
+    old, _ = _repo_at(resources, nearly).create_or_get(new_task(at=nearly))
+    fresh, created = _repo_at(resources, datetime.now(UTC)).create_or_get(new_task())
+    assert created
+    assert fresh.task_id != old.task_id
+
+
+def _token(payload: dict) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"pk": {"S": "x"}},
+        {"pk": {"S": "task#" + "a" * 32}, "list_pk": {"S": "other"}, "submitted_sk": {"S": "x"}},
+        {
+            "pk": {"S": "task#" + "a" * 32},
+            "list_pk": {"S": "task"},
+            "submitted_sk": {"S": "2026-11-27T10:00:00.000000Z#" + "b" * 32},
+        },
+        {"pk": {"S": "task#" + "a" * 32}, "list_pk": {"S": "task"}, "submitted_sk": {"N": "1"}},
+    ],
+)
+def test_well_formed_but_forged_tokens_are_refused(repository, key: dict) -> None:
+    with pytest.raises(InvalidPageToken):
+        repository.list_tasks(status=None, limit=3, next_token=_token({"k": key, "s": None}))
+
+
+def test_processing_time_stat_does_not_depend_on_event_order(resources) -> None:
+    from tts_common.storage.models import records_for
+    from tts_common.storage.repository import TaskRepository
+
+    t0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    audio = AudioInfo(audio_key="a", file_size=1, sampling_rate=16000, duration_s=1.0, device="cpu")
+    averages = []
+    for order in ([0, 1, 2], [1, 2, 0], [2, 0, 1]):
+        repo = TaskRepository(records_for(resources.table_name, "us-east-1", None), ttl_days=30)
+        task, _ = repo.create_or_get(new_task(f"{len(averages):064x}"))
+        events = [
+            LifecycleEvent(task_id=task.task_id, status=TaskStatus.PROCESSING, at=t0, attempt=1),
+            LifecycleEvent(
+                task_id=task.task_id, status=TaskStatus.PROCESSING, at=t0 + timedelta(seconds=100), attempt=2
+            ),
+            LifecycleEvent(
+                task_id=task.task_id, status=TaskStatus.DONE, at=t0 + timedelta(seconds=110), audio=audio
+            ),
+        ]
+        for i in order:
+            repo.apply_events(task.task_id, [events[i]])
+        averages.append(repo.stats().average_processing_s)
+    # every task took 110 s from its first start, whatever order its events came in
+    assert averages == [pytest.approx(110.0)] * 3
+
+
+def test_a_transaction_conflict_counts_as_a_lost_race() -> None:
+    from pynamodb.exceptions import CancellationReason, TransactWriteError
+    from tts_common.storage.repository import _cancel_reasons, _lost_a_race
+
+    class Conflict(TransactWriteError):
+        cause_response_code = "TransactionCanceledException"
+        cancellation_reasons = [None, CancellationReason(code="TransactionConflict")]
+
+    exc = Conflict("cancelled")
+    assert _lost_a_race(exc)
+    assert _cancel_reasons(exc) == {"TransactionConflict"}

@@ -86,7 +86,7 @@ def test_sweeper_requeues_a_task_whose_submission_died(
     # When the sweeper runs
     report = handler_module.sweep_handler({}, lambda_context)
     # Then only the stuck task's job is sent again, and a queued event is published for it
-    assert report == {"requeued": [stuck.task_id], "timed_out": []}
+    assert report == {"requeued": [stuck.task_id], "timed_out": [], "finished": []}
     jobs = [SynthesisJob.model_validate_json(b) for b in drain(resources.jobs_queue_url)]
     assert [j.task_id for j in jobs] == [stuck.task_id]
     assert jobs[0].text == "Hei maailma"
@@ -95,26 +95,80 @@ def test_sweeper_requeues_a_task_whose_submission_died(
     assert fresh.task_id not in report["requeued"]
 
 
-def test_sweeper_fails_tasks_that_outlived_every_retry(
+def test_sweeper_fails_tasks_gone_quiet_and_finishes_completed_ones(
     handler_module, resources, repository, lambda_context, monkeypatch
 ) -> None:
+    # Given tasks whose last lifecycle message is 3 hours old (stale after 1 hour)
     monkeypatch.setenv("STALE_AFTER_S", "3600")
-    old = make_task(repository, at=datetime.now(UTC) - timedelta(hours=2))
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    processing = make_task(repository, at=long_ago, text="Kesken")
+    completed = make_task(repository, at=long_ago, text="Valmis melkein")
+    busy = make_task(repository, at=long_ago, text="Yhä työn alla")
+    audio = AudioInfo(
+        audio_key=f"audio/{completed.task_id}.wav",
+        file_size=44,
+        sampling_rate=16000,
+        duration_s=0.0,
+        device="cpu",
+    )
     repository.apply_events(
-        old.task_id,
+        processing.task_id,
+        [LifecycleEvent(task_id=processing.task_id, status=TaskStatus.PROCESSING, at=long_ago, attempt=3)],
+    )
+    repository.apply_events(
+        completed.task_id,
+        [LifecycleEvent(task_id=completed.task_id, status=TaskStatus.COMPLETED, at=long_ago, audio=audio)],
+    )
+    # ...and one submitted as long ago that reported progress a minute ago
+    repository.apply_events(
+        busy.task_id,
         [
-            LifecycleEvent(task_id=old.task_id, status=TaskStatus.QUEUED, at=datetime.now(UTC)),
             LifecycleEvent(
-                task_id=old.task_id, status=TaskStatus.PROCESSING, at=datetime.now(UTC), attempt=3
-            ),
+                task_id=busy.task_id,
+                status=TaskStatus.PROCESSING,
+                at=datetime.now(UTC) - timedelta(minutes=1),
+            )
         ],
     )
+    # When the sweeper runs
     report = handler_module.sweep_handler({}, lambda_context)
-    assert report["timed_out"] == [old.task_id]
-    # The failure travels as a lifecycle message; applying it fails the task with a reason
+    # Then the quiet processing task fails, the completed one is finished, the busy one is left alone
+    assert report == {"requeued": [], "timed_out": [processing.task_id], "finished": [completed.task_id]}
+    # The decisions travel as lifecycle messages; applying them settles the records
     bodies = drain(resources.events_queue_url)
     assert handler_module.handler(sqs_event(bodies), lambda_context) == {"batchItemFailures": []}
-    failed = repository.get(old.task_id)
+    failed = repository.get(processing.task_id)
     assert failed.status is TaskStatus.FAILED
     assert failed.lifecycle.error is not None
     assert failed.lifecycle.error.code == "timed_out"
+    assert repository.get(completed.task_id).status is TaskStatus.DONE
+    assert repository.get(busy.task_id).status is TaskStatus.PROCESSING
+
+
+def test_a_backlog_of_announced_tasks_does_not_hide_a_lost_job(
+    handler_module, resources, repository, lambda_context, monkeypatch
+) -> None:
+    # Given more announced (enqueued) old tasks than one sweep looks at, and one unannounced task after them
+    monkeypatch.setenv("SWEEP_LIMIT", "3")
+    old = datetime.now(UTC) - timedelta(minutes=30)
+    for i in range(6):
+        task = make_task(repository, at=old + timedelta(seconds=i), text=f"Jonossa {i}")
+        repository.apply_events(
+            task.task_id,
+            [LifecycleEvent(task_id=task.task_id, status=TaskStatus.QUEUED, at=old + timedelta(seconds=i))],
+        )
+    lost = make_task(repository, at=old + timedelta(minutes=1), text="Kadonnut")
+    # When the sweeper runs, Then the lost one is found and requeued
+    assert handler_module.sweep_handler({}, lambda_context)["requeued"] == [lost.task_id]
+
+
+def test_a_task_queued_past_the_queue_retention_fails(
+    handler_module, resources, repository, lambda_context, monkeypatch
+) -> None:
+    monkeypatch.setenv("QUEUED_STALE_AFTER_S", "86400")
+    ancient = datetime.now(UTC) - timedelta(days=2)
+    task = make_task(repository, at=ancient)
+    repository.apply_events(
+        task.task_id, [LifecycleEvent(task_id=task.task_id, status=TaskStatus.QUEUED, at=ancient)]
+    )
+    assert handler_module.sweep_handler({}, lambda_context)["timed_out"] == [task.task_id]

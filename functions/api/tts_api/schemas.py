@@ -145,6 +145,9 @@ class Conversion(_Response):
     def from_task(cls, task: Task) -> Conversion:
         lc = task.lifecycle
         audio = lc.audio
+        finished = task.status in (TaskStatus.COMPLETED, TaskStatus.DONE)
+        # A redriven job that succeeded after all is done: its earlier failure is history, not its state.
+        error = lc.error if lc.error is not None and task.status is TaskStatus.FAILED else None
         return cls(
             conversion_id=task.task_id,
             status=task.status,
@@ -152,14 +155,16 @@ class Conversion(_Response):
             submitted_at=task.submitted_at,
             started_at=lc.started_at,
             completed_at=lc.completed_at,
-            failed_at=lc.failed_at,
-            error=TaskError(code=lc.error.code, message=lc.error.message) if lc.error else None,
+            failed_at=lc.failed_at if error else None,
+            error=TaskError(code=error.code, message=error.message) if error else None,
             file_size=audio.file_size if audio else None,
             sampling_rate=audio.sampling_rate if audio else None,
             duration_s=audio.duration_s if audio else None,
             device=audio.device if audio else None,
             custom_filename=task.custom_filename,
-            progress=Progress(pieces_done=lc.pieces_done, pieces_total=lc.pieces_total)
+            progress=Progress(
+                pieces_done=lc.pieces_total if finished else lc.pieces_done, pieces_total=lc.pieces_total
+            )
             if lc.pieces_total
             else None,
             attempts=lc.attempts,

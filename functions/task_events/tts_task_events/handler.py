@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -17,7 +17,7 @@ from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
 
 from tts_task_events.logic import apply_message
-from tts_task_events.sweeper import sweep
+from tts_task_events.sweeper import policy_from, sweep
 
 logger = Logger()
 tracer = Tracer()
@@ -60,10 +60,12 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         publisher=publisher_from(settings),
         params=settings.synthesis_params,
         now=datetime.now(UTC),
-        requeue_after=timedelta(seconds=settings.requeue_after_s),
-        stale_after=timedelta(seconds=settings.stale_after_s),
+        policy=policy_from(settings),
     )
     metrics.add_metric(name="TasksRequeued", unit=MetricUnit.Count, value=len(report.requeued))
     metrics.add_metric(name="TasksTimedOut", unit=MetricUnit.Count, value=len(report.timed_out))
-    logger.info("sweep finished", requeued=report.requeued, timed_out=report.timed_out)
-    return {"requeued": report.requeued, "timed_out": report.timed_out}
+    metrics.add_metric(name="TasksFinishedBySweep", unit=MetricUnit.Count, value=len(report.finished))
+    logger.info(
+        "sweep finished", requeued=report.requeued, timed_out=report.timed_out, finished=report.finished
+    )
+    return {"requeued": report.requeued, "timed_out": report.timed_out, "finished": report.finished}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
 from pydantic import Field
@@ -16,7 +16,7 @@ from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
 
 from tts_task_events.logic import apply_message
-from tts_task_events.sweeper import sweep
+from tts_task_events.sweeper import policy_from, sweep
 
 logger = Logger(service="tts-task-events")
 
@@ -34,29 +34,37 @@ def run(
     jobs, publisher = job_queue_from(settings), publisher_from(settings)
     next_sweep = 0.0
     while not stop.is_set():
-        messages = events_queue.receive(max_messages=10, wait_s=wait_s)
-        done = []
-        for message in messages:
-            try:
-                apply_message(body=message.body, repository=repository)
-                done.append(message.receipt_handle)
-            except Exception:  # left to the visibility timeout, then the DLQ
-                logger.exception("lifecycle message not applied", message_id=message.message_id)
-        if done:
-            events_queue.delete_many(done)
-        if time.monotonic() >= next_sweep:
-            next_sweep = time.monotonic() + sweep_every_s
-            report = sweep(
-                repository=repository,
-                queue=jobs,
-                publisher=publisher,
-                params=settings.synthesis_params,
-                now=datetime.now(UTC),
-                requeue_after=timedelta(seconds=settings.requeue_after_s),
-                stale_after=timedelta(seconds=settings.stale_after_s),
-            )
-            if report.requeued or report.timed_out:
-                logger.info("sweep", requeued=report.requeued, timed_out=report.timed_out)
+        try:
+            messages = events_queue.receive(max_messages=10, wait_s=wait_s)
+            done = []
+            for message in messages:
+                try:
+                    apply_message(body=message.body, repository=repository)
+                    done.append(message.receipt_handle)
+                except Exception:  # left to the visibility timeout, then the DLQ
+                    logger.exception("lifecycle message not applied", message_id=message.message_id)
+            if done:
+                events_queue.delete_many(done)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + sweep_every_s
+                report = sweep(
+                    repository=repository,
+                    queue=jobs,
+                    publisher=publisher,
+                    params=settings.synthesis_params,
+                    now=datetime.now(UTC),
+                    policy=policy_from(settings),
+                )
+                if report.requeued or report.timed_out or report.finished:
+                    logger.info(
+                        "sweep",
+                        requeued=report.requeued,
+                        timed_out=report.timed_out,
+                        finished=report.finished,
+                    )
+        except Exception:  # one bad round (a dependency hiccup) must not stop the consumer
+            logger.exception("consumer round failed; going on")
+            stop.wait(1.0)
 
 
 class PollerSettings(TaskEventsSettings):

@@ -1,4 +1,4 @@
-"""Nothing stuck: re-enqueue tasks whose submission died half-way; fail tasks that outlived every retry."""
+"""Nothing stuck: re-enqueue tasks whose submission died half-way; finish or fail tasks gone quiet."""
 
 from __future__ import annotations
 
@@ -10,15 +10,24 @@ from tts_common.adapters.sqs import JobQueue
 from tts_common.domain import SynthesisParams, TaskStatus
 from tts_common.jobs import job_for
 from tts_common.messages import ErrorInfo, LifecycleEvent
+from tts_common.settings import TaskEventsSettings
 from tts_common.storage.repository import TaskRepository
-
-UNFINISHED = (TaskStatus.QUEUED, TaskStatus.PROCESSING, TaskStatus.COMPLETED)
+from tts_common.task import Task
 
 
 @dataclass
 class SweepReport:
     requeued: list[str] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SweepPolicy:
+    requeue_after: timedelta  # queued, never announced by the API: its job may not be on the queue
+    stale_after: timedelta  # processing or completed with no lifecycle message for this long
+    queued_stale_after: timedelta  # queued this long: SQS has dropped the job (its retention)
+    limit: int = 500  # per rule and run; the next run goes on where this one stopped
 
 
 def sweep(
@@ -28,37 +37,62 @@ def sweep(
     publisher: EventPublisher,
     params: SynthesisParams,
     now: datetime,
-    requeue_after: timedelta,
-    stale_after: timedelta,
-    limit: int = 100,
+    policy: SweepPolicy,
 ) -> SweepReport:
+    """Every decision travels as a lifecycle message, so the record and every subscriber learn it alike."""
     report = SweepReport()
-    stale_cutoff = now - stale_after
-    for status in UNFINISHED:
-        for task in repository.tasks_submitted_before(status, stale_cutoff, limit=limit):
+
+    def fail(task: Task, message: str) -> None:
+        publisher.publish(
+            LifecycleEvent(
+                task_id=task.task_id,
+                status=TaskStatus.FAILED,
+                at=now,
+                attempt=task.lifecycle.attempts,
+                error=ErrorInfo(code="timed_out", message=message),
+            )
+        )
+        report.timed_out.append(task.task_id)
+
+    quiet_since = now - policy.stale_after
+    for task in repository.stalled(TaskStatus.COMPLETED, inactive_since=quiet_since, limit=policy.limit):
+        if task.lifecycle.audio is not None:
+            # The audio is written and reported; only the final message was lost.
             publisher.publish(
                 LifecycleEvent(
-                    task_id=task.task_id,
-                    status=TaskStatus.FAILED,
-                    at=now,
-                    attempt=task.lifecycle.attempts,
-                    error=ErrorInfo(
-                        code="timed_out",
-                        message=f"not finished {int(stale_after.total_seconds())} s after submission "
-                        f"(last status {task.status})",
-                    ),
+                    task_id=task.task_id, status=TaskStatus.DONE, at=now, audio=task.lifecycle.audio
                 )
             )
-            report.timed_out.append(task.task_id)
+            report.finished.append(task.task_id)
+        else:
+            fail(task, f"no progress for {int(policy.stale_after.total_seconds())} s after completing")
+    for task in repository.stalled(TaskStatus.PROCESSING, inactive_since=quiet_since, limit=policy.limit):
+        fail(
+            task,
+            f"no progress for {int(policy.stale_after.total_seconds())} s (worker lost or job dead-lettered)",
+        )
+    queued_cutoff = now - policy.queued_stale_after
+    for task in repository.stalled(TaskStatus.QUEUED, inactive_since=queued_cutoff, limit=policy.limit):
+        fail(task, f"still queued after {int(policy.queued_stale_after.total_seconds())} s")
 
-    # The API publishes `queued` only after the job is on the queue; a task without it lost its job.
-    for summary in repository.tasks_submitted_before(TaskStatus.QUEUED, now - requeue_after, limit=limit):
-        if summary.lifecycle.enqueued_at is not None or summary.task_id in report.timed_out:
+    # The API publishes `queued` only after the job is on the queue; a task without it may have lost its job.
+    timed_out = set(report.timed_out)
+    for summary in repository.unannounced(submitted_before=now - policy.requeue_after, limit=policy.limit):
+        if summary.task_id in timed_out:
             continue
-        task = repository.get(summary.task_id, consistent=True)
+        task = repository.get(summary.task_id, consistent=True)  # the index holds no text
         if task.status is not TaskStatus.QUEUED or task.lifecycle.enqueued_at is not None:
             continue
         queue.send(job_for(task, params))
         publisher.publish(LifecycleEvent(task_id=task.task_id, status=TaskStatus.QUEUED, at=now))
         report.requeued.append(task.task_id)
     return report
+
+
+def policy_from(settings: TaskEventsSettings) -> SweepPolicy:
+    return SweepPolicy(
+        requeue_after=timedelta(seconds=settings.requeue_after_s),
+        stale_after=timedelta(seconds=settings.stale_after_s),
+        queued_stale_after=timedelta(seconds=settings.queued_stale_after_s),
+        limit=settings.sweep_limit,
+    )

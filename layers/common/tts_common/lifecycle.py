@@ -18,6 +18,8 @@ class LifecycleState:
     """The part of a task record that lifecycle events decide."""
 
     status: TaskStatus = TaskStatus.QUEUED
+    # The newest event's time: the sweeper measures inactivity from it.
+    last_event_at: datetime | None = None
     enqueued_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -47,6 +49,7 @@ def apply_event(state: LifecycleState, event: LifecycleEvent) -> LifecycleState:
         state,
         status=later_status(state.status, event.status),
         attempts=max(state.attempts, event.attempt),
+        last_event_at=event.at if state.last_event_at is None else max(state.last_event_at, event.at),
     )
     if event.progress is not None:
         new = replace(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from tts_common.domain import TaskStatus
 
@@ -34,7 +33,7 @@ class SynthesisJob(_Message):
     text: str | None = None
     text_key: str | None = None
     audio_key: str
-    submitted_at: datetime
+    submitted_at: AwareDatetime
 
     @model_validator(mode="after")
     def _exactly_one_text_source(self) -> Self:
@@ -73,7 +72,7 @@ class LifecycleEvent(_Message):
     schema_version: int = SCHEMA_VERSION
     task_id: str
     status: TaskStatus
-    at: datetime
+    at: AwareDatetime
     attempt: Annotated[int, Field(ge=0)] = 0
     progress: Progress | None = None
     audio: AudioInfo | None = None

@@ -85,8 +85,13 @@ class WorkerSettings(ServiceSettings):
 class TaskEventsSettings(ServiceSettings):
     # A task queued this long without the API's `queued` event is re-enqueued (the API died mid-submit).
     requeue_after_s: int = Field(default=120, validation_alias="REQUEUE_AFTER_S", ge=10)
-    # A task still unfinished this long after submission is failed with reason `timed_out`.
-    stale_after_s: int = Field(default=6 * 3600, validation_alias="STALE_AFTER_S", ge=60)
+    # A task processing (or completed) with no lifecycle message for this long is failed as `timed_out`
+    # (a completed one with audio is finished as done instead).
+    stale_after_s: int = Field(default=2 * 3600, validation_alias="STALE_AFTER_S", ge=60)
+    # A queued task older than this lost its job: SQS dropped it (keep equal to the queue's retention).
+    queued_stale_after_s: int = Field(default=4 * 24 * 3600, validation_alias="QUEUED_STALE_AFTER_S", ge=60)
+    # The most tasks one sweep acts on per rule; the next sweep goes on where this one stopped.
+    sweep_limit: int = Field(default=500, validation_alias="SWEEP_LIMIT", ge=1, le=10_000)
 
 
 S = TypeVar("S", bound=BaseSettings)

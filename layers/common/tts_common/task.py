@@ -23,6 +23,8 @@ class Task:
     text_key: str | None = None
     lifecycle: LifecycleState = field(default_factory=LifecycleState)
     dedupe_hits: int = 0
+    # When the record (and its audio) expire; None for a task not yet stored.
+    expires_at: datetime | None = None
 
     @property
     def status(self) -> TaskStatus:

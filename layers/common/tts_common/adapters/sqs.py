@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tts_common.exceptions import DependencyUnavailable
 from tts_common.messages import SynthesisJob
 
 
@@ -37,7 +38,10 @@ class JobQueue:
             )
             if response.get("Failed"):
                 failed_ids = ", ".join(chunk[int(f["Id"])].task_id for f in response["Failed"])
-                raise RuntimeError(f"SQS refused jobs for tasks {failed_ids}")
+                raise DependencyUnavailable(
+                    f"the jobs queue refused jobs for tasks {failed_ids}",
+                    details={"dependency": "jobs queue", "reason": "SendMessageBatch partial failure"},
+                )
 
     def receive(self, *, max_messages: int = 10, wait_s: int = 20) -> list[ReceivedMessage]:
         response = self._sqs.receive_message(

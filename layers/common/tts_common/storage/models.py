@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -78,6 +79,7 @@ def records_for(table_name: str, region: str, host: str | None = None) -> Record
         text_key = UnicodeAttribute(null=True)
         custom_filename = UnicodeAttribute(null=True)
         submitted_at = UTCDateTimeAttribute()
+        last_event_at = UTCDateTimeAttribute(null=True)
         enqueued_at = UTCDateTimeAttribute(null=True)
         started_at = UTCDateTimeAttribute(null=True)
         completed_at = UTCDateTimeAttribute(null=True)
@@ -100,7 +102,6 @@ def records_for(table_name: str, region: str, host: str | None = None) -> Record
 
         by_submitted = _index(schema.LIST_INDEX, schema.LIST_INDEX_PK, schema.LIST_INDEX_SK, meta)
         by_status = _index(schema.STATUS_INDEX, schema.STATUS_INDEX_PK, schema.STATUS_INDEX_SK, meta)
-        by_dedupe_key = _index(schema.DEDUPE_INDEX, schema.DEDUPE_INDEX_PK, schema.DEDUPE_INDEX_SK, meta)
 
     class ClaimRecord(Model):
         """Who owns a dedupe key: the conditional put of this item decides a submission race."""
@@ -141,5 +142,13 @@ def claim_pk(dedupe_key: str) -> str:
     return f"dedupe#{dedupe_key}"
 
 
-STATS_PK = "stats"
+def stats_pk(shard: int) -> str:
+    return f"stats#{shard}"
+
+
+def stats_shard_for(task_id: str) -> int:
+    """A task's transitions always count on the same shard, chosen by its id."""
+    return zlib.crc32(task_id.encode()) % schema.STATS_SHARDS
+
+
 LIST_PK_VALUE = "task"

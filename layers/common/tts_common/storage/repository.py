@@ -6,6 +6,9 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
+import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -13,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, QueryError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from tts_common.domain import TaskStatus
@@ -21,11 +24,17 @@ from tts_common.exceptions import ConcurrentUpdate, DependencyUnavailable, Inval
 from tts_common.lifecycle import LifecycleState, apply_event
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
 from tts_common.storage import schema
-from tts_common.storage.models import LIST_PK_VALUE, STATS_PK, Records, claim_pk, task_pk
+from tts_common.storage.models import LIST_PK_VALUE, Records, claim_pk, stats_pk, stats_shard_for, task_pk
 from tts_common.task import Task, TaskPage, TaskStats
 
-_CREATE_ATTEMPTS = 5
+logger = logging.getLogger(__name__)
+
+_CREATE_ATTEMPTS = 8
 _APPLY_ATTEMPTS = 10
+# A dedupe owner that expires sooner than this is treated as gone: a new task replaces it, so that an id
+# handed out by a dedupe hit (and its download links) stays good for at least this long.
+_EXPIRY_GRACE = timedelta(days=1)
+_SORT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#([0-9a-f]{32})$")
 
 
 def sort_key(submitted_at: datetime, task_id: str) -> str:
@@ -33,10 +42,19 @@ def sort_key(submitted_at: datetime, task_id: str) -> str:
     return f"{submitted_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{task_id}"
 
 
-def _is_conditional_failure(exc: TransactWriteError) -> bool:
+def _cancel_reasons(exc: TransactWriteError) -> set[str]:
     if exc.cause_response_code != "TransactionCanceledException":
-        return False
-    return any(r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons)
+        return set()
+    return {r.code for r in exc.cancellation_reasons if r is not None and r.code}
+
+
+def _lost_a_race(exc: TransactWriteError) -> bool:
+    """A condition failed, or another transaction on the same item was in flight (DynamoDB cancels both)."""
+    return bool(_cancel_reasons(exc) & {"ConditionalCheckFailed", "TransactionConflict"})
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.25, 0.01 * 2**attempt)))
 
 
 class TaskRepository:
@@ -58,8 +76,9 @@ class TaskRepository:
 
         A conditional put of the claim decides the race: never read-then-write.
         """
-        for _ in range(_CREATE_ATTEMPTS):
-            expires = task.submitted_at + self._ttl
+        expires = task.submitted_at + self._ttl
+        task = replace(task, expires_at=expires)
+        for attempt in range(_CREATE_ATTEMPTS):
             claim = self._r.claim(pk=claim_pk(task.dedupe_key), task_id=task.task_id, expires_at=expires)
             record = self._to_record(task, expires)
             try:
@@ -67,17 +86,21 @@ class TaskRepository:
                     tx.save(claim, condition=self._r.claim.pk.does_not_exist())
                     tx.save(record, condition=self._r.task.pk.does_not_exist())
                     tx.update(
-                        self._r.stats(pk=STATS_PK),
+                        self._r.stats(pk=stats_pk(stats_shard_for(task.task_id))),
                         actions=[self._r.stats.submitted.add(1), self._r.stats.count_queued.add(1)],
                     )
                 return task, True
             except TransactWriteError as exc:
-                if not _is_conditional_failure(exc):
+                if not _lost_a_race(exc):
                     raise DependencyUnavailable("the task table did not accept the write") from exc
+                if "ConditionalCheckFailed" not in _cancel_reasons(exc):
+                    _backoff(attempt)  # a conflict, not a verdict: write again
+                    continue
             existing = self._owner_of(task.dedupe_key)
             if existing is not None:
                 self._record_dedupe_hit(existing.task_id)
                 return replace(existing, dedupe_hits=existing.dedupe_hits + 1), False
+            _backoff(attempt)
         raise ConcurrentUpdate("could not settle the dedupe claim; try again")
 
     def _owner_of(self, key: str) -> Task | None:
@@ -87,75 +110,108 @@ class TaskRepository:
         except DoesNotExist:
             return None  # released between our write and this read (its task failed): try again
         try:
-            return self.get(claim.task_id, consistent=True)
+            owner = self.get(claim.task_id, consistent=True, now=self._clock() + _EXPIRY_GRACE)
         except TaskNotFound:
+            # Its task is gone or about to expire: free the key for a new task (only if still its claim).
             with contextlib.suppress(PynamoDBException):
                 claim.delete(condition=self._r.claim.task_id == claim.task_id)
             return None
+        return owner
 
     def _record_dedupe_hit(self, task_id: str) -> None:
-        self._r.stats(pk=STATS_PK).update(actions=[self._r.stats.dedupe_hits.add(1)])
-        # Through the table connection: a model update would reset the version attribute of a bare instance.
-        self._r.task._get_connection().update_item(
-            task_pk(task_id),
-            actions=[self._r.task.dedupe_hits.add(1)],
-            condition=self._r.task.pk.exists(),
-        )
+        """Count the hit; a counter that loses a race is not worth failing the request for."""
+        try:
+            self._r.stats(pk=stats_pk(stats_shard_for(task_id))).update(
+                actions=[self._r.stats.dedupe_hits.add(1)]
+            )
+            # Through the table connection: a model update would reset the version of a bare instance.
+            self._r.task._get_connection().update_item(
+                task_pk(task_id),
+                actions=[self._r.task.dedupe_hits.add(1)],
+                condition=self._r.task.pk.exists(),
+            )
+        except PynamoDBException:
+            logger.warning("dedupe hit not counted", extra={"task_id": task_id})
 
     # -- reads -----------------------------------------------------------------------------------------
 
-    def get(self, task_id: str, *, consistent: bool = False) -> Task:
+    def get(self, task_id: str, *, consistent: bool = False, now: datetime | None = None) -> Task:
+        """The task, unless absent or expired (DynamoDB's TTL deletes expired items only eventually)."""
         try:
             record = self._r.task.get(task_pk(task_id), consistent_read=consistent)
         except DoesNotExist:
             raise TaskNotFound(task_id) from None
-        return self._from_record(record)
+        task = self._from_record(record)
+        if task.expires_at is not None and task.expires_at <= (now or self._clock()):
+            raise TaskNotFound(task_id)
+        return task
 
     def list_tasks(self, *, status: TaskStatus | None, limit: int, next_token: str | None) -> TaskPage:
         """Newest first, through a GSI query (never a scan). The token is bound to the filter."""
         start_key = _decode_token(next_token, status) if next_token else None
-        if status is None:
-            results = self._r.task.by_submitted.query(
-                LIST_PK_VALUE,
-                scan_index_forward=False,
-                limit=limit,
-                page_size=limit,
-                last_evaluated_key=start_key,
-            )
-        else:
-            results = self._r.task.by_status.query(
-                str(status),
-                scan_index_forward=False,
-                limit=limit,
-                page_size=limit,
-                last_evaluated_key=start_key,
-            )
-        items = [self._from_record(r) for r in results]
+        index = self._r.task.by_submitted if status is None else self._r.task.by_status
+        results = index.query(
+            LIST_PK_VALUE if status is None else str(status),
+            filter_condition=self._live(),
+            scan_index_forward=False,
+            limit=limit,
+            page_size=limit,
+            last_evaluated_key=start_key,
+        )
+        try:
+            items = [self._from_record(r) for r in results]
+        except QueryError as exc:
+            if start_key is not None and exc.cause_response_code == "ValidationException":
+                raise InvalidPageToken() from exc
+            raise
         last = results.last_evaluated_key
         return TaskPage(items=items, next_token=_encode_token(last, status) if last and items else None)
 
-    def tasks_submitted_before(self, status: TaskStatus, cutoff: datetime, *, limit: int = 100) -> list[Task]:
-        """Tasks in one status submitted before the cutoff, oldest first (for the sweeper)."""
-        results = self._r.task.by_status.query(
+    def _live(self) -> Any:
+        return self._r.task.expires_at.does_not_exist() | (self._r.task.expires_at > self._clock())
+
+    def stalled(self, status: TaskStatus, *, inactive_since: datetime, limit: int) -> list[Task]:
+        """Live tasks in one status with no lifecycle message since the cutoff, oldest first (the sweeper).
+
+        The sort key bounds the query (submitted before the cutoff); the filter drops recent activity.
+        """
+        t = self._r.task
+        quiet = t.last_event_at.does_not_exist() | (t.last_event_at < inactive_since)
+        results = t.by_status.query(
             str(status),
-            self._r.task.submitted_sk < sort_key(cutoff, ""),
+            t.submitted_sk < sort_key(inactive_since, ""),
+            filter_condition=quiet & self._live(),
+            scan_index_forward=True,
+            limit=limit,
+        )
+        return [self._from_record(r) for r in results]
+
+    def unannounced(self, *, submitted_before: datetime, limit: int) -> list[Task]:
+        """Queued tasks the API never announced: their job may never have reached the queue (the sweeper)."""
+        t = self._r.task
+        results = t.by_status.query(
+            str(TaskStatus.QUEUED),
+            t.submitted_sk < sort_key(submitted_before, ""),
+            filter_condition=t.enqueued_at.does_not_exist() & self._live(),
             scan_index_forward=True,
             limit=limit,
         )
         return [self._from_record(r) for r in results]
 
     def stats(self) -> TaskStats:
-        try:
-            s = self._r.stats.get(STATS_PK, consistent_read=True)
-        except DoesNotExist:
-            s = self._r.stats(pk=STATS_PK)
-        counts = {status: max(0, int(getattr(s, f"count_{status}") or 0)) for status in TaskStatus}
-        count = int(s.processing_count or 0)
-        average = (float(s.processing_ms_total or 0) / count / 1000.0) if count else None
+        """The counters, summed over their shards (one batch read, never a scan)."""
+        shards = list(self._r.stats.batch_get([stats_pk(n) for n in range(schema.STATS_SHARDS)]))
+
+        def total(name: str) -> int:
+            return sum(int(getattr(shard, name) or 0) for shard in shards)
+
+        counts = {status: max(0, total(f"count_{status}")) for status in TaskStatus}
+        count = total("processing_count")
+        average = total("processing_ms_total") / count / 1000.0 if count else None
         return TaskStats(
             counts=counts,
-            submitted=int(s.submitted or 0),
-            dedupe_hits=int(s.dedupe_hits or 0),
+            submitted=total("submitted"),
+            dedupe_hits=total("dedupe_hits"),
             average_processing_s=average,
         )
 
@@ -182,14 +238,14 @@ class TaskRepository:
                     tx.update(record, actions=self._lifecycle_actions(task.lifecycle, after))
                     stats_actions = self._stats_actions(task.lifecycle, after)
                     if stats_actions:
-                        tx.update(self._r.stats(pk=STATS_PK), actions=stats_actions)
+                        tx.update(self._r.stats(pk=stats_pk(stats_shard_for(task_id))), actions=stats_actions)
                     if after.status is TaskStatus.FAILED and task.status is not TaskStatus.FAILED:
                         self._release_claim(tx, task)
                 return replace(task, lifecycle=after)
             except TransactWriteError as exc:
-                if not _is_conditional_failure(exc):
+                if not _lost_a_race(exc):
                     raise DependencyUnavailable("the task table did not accept the update") from exc
-                time.sleep(min(0.2, 0.005 * 2**attempt))
+                _backoff(attempt)
         raise ConcurrentUpdate(f"task {task_id} is updated too often to apply events; will retry")
 
     def _release_claim(self, tx: TransactWrite, task: Task) -> None:
@@ -206,6 +262,7 @@ class TaskRepository:
         if after.status != before.status:
             actions.append(t.status.set(str(after.status)))
         for name in (
+            "last_event_at",
             "enqueued_at",
             "started_at",
             "completed_at",
@@ -236,10 +293,13 @@ class TaskRepository:
         if after.status != before.status:
             actions.append(getattr(s, f"count_{before.status}").add(-1))
             actions.append(getattr(s, f"count_{after.status}").add(1))
-        had_timing = before.started_at is not None and before.completed_at is not None
-        if not had_timing and after.started_at is not None and after.completed_at is not None:
-            elapsed_ms = max(0, int((after.completed_at - after.started_at).total_seconds() * 1000))
-            actions += [s.processing_ms_total.add(elapsed_ms), s.processing_count.add(1)]
+        # Add the change in this task's processing time, so the total telescopes to the final value
+        # whatever order the events arrived in.
+        before_ms, after_ms = _processing_ms(before), _processing_ms(after)
+        if after_ms is not None and after_ms != before_ms:
+            actions.append(s.processing_ms_total.add(after_ms - (before_ms or 0)))
+            if before_ms is None:
+                actions.append(s.processing_count.add(1))
         return actions
 
     # -- health and setup ------------------------------------------------------------------------------
@@ -289,6 +349,7 @@ class TaskRepository:
             error = ErrorInfo(code=r.error_code, message=r.error_message or "")
         lifecycle = LifecycleState(
             status=TaskStatus(r.status),
+            last_event_at=r.last_event_at,
             enqueued_at=r.enqueued_at,
             started_at=r.started_at,
             completed_at=r.completed_at,
@@ -311,12 +372,17 @@ class TaskRepository:
             text_key=r.text_key,
             lifecycle=lifecycle,
             dedupe_hits=int(r.dedupe_hits or 0),
+            expires_at=r.expires_at,
         )
 
 
 # -- page tokens: the index's last key, bound to the filter it was issued for --------------------------
 
-_TOKEN_KEYS = {schema.PARTITION_KEY, schema.LIST_INDEX_PK, schema.LIST_INDEX_SK, schema.STATUS_INDEX_PK}
+
+def _processing_ms(state: LifecycleState) -> int | None:
+    if state.started_at is None or state.completed_at is None:
+        return None
+    return max(0, int((state.completed_at - state.started_at).total_seconds() * 1000))
 
 
 def _encode_token(last_key: dict[str, Any], status: TaskStatus | None) -> str:
@@ -326,6 +392,7 @@ def _encode_token(last_key: dict[str, Any], status: TaskStatus | None) -> str:
 
 
 def _decode_token(token: str, status: TaskStatus | None) -> dict[str, Any]:
+    """The index key a token carries, checked against exactly what this API issues for this filter."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
@@ -334,11 +401,22 @@ def _decode_token(token: str, status: TaskStatus | None) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("s") != (str(status) if status else None):
         raise InvalidPageToken()
     key = payload.get("k")
-    if not isinstance(key, dict) or not key or not set(key) <= _TOKEN_KEYS:
+    index_pk = schema.LIST_INDEX_PK if status is None else schema.STATUS_INDEX_PK
+    expected = {schema.PARTITION_KEY, index_pk, schema.LIST_INDEX_SK}
+    if not isinstance(key, dict) or set(key) != expected:
         raise InvalidPageToken()
-    for value in key.values():
+    values: dict[str, str] = {}
+    for name, value in key.items():
         if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
             raise InvalidPageToken()
+        values[name] = value["S"]
+    sort = _SORT_KEY.match(values[schema.LIST_INDEX_SK])
+    if (
+        values[index_pk] != (LIST_PK_VALUE if status is None else str(status))
+        or sort is None
+        or values[schema.PARTITION_KEY] != task_pk(sort.group(1))
+    ):
+        raise InvalidPageToken()
     return key
 
 

@@ -15,11 +15,6 @@ STATUS_INDEX = "by_status"
 STATUS_INDEX_PK = "status"
 STATUS_INDEX_SK = "submitted_sk"
 
-# Every task ever made for one dedupe key (failed ones included).
-DEDUPE_INDEX = "by_dedupe_key"
-DEDUPE_INDEX_PK = "dedupe_key"
-DEDUPE_INDEX_SK = "submitted_sk"
-
 # Attributes the list views need; the input text stays out of the indexes.
 INDEX_PROJECTION = (
     "task_id",
@@ -30,6 +25,7 @@ INDEX_PROJECTION = (
     "text_chars",
     "custom_filename",
     "submitted_at",
+    "last_event_at",
     "enqueued_at",
     "started_at",
     "completed_at",
@@ -45,10 +41,13 @@ INDEX_PROJECTION = (
     "error_code",
     "error_message",
     "dedupe_hits",
+    TTL_ATTRIBUTE,
 )
 
 INDEXES: tuple[tuple[str, str, str], ...] = (
     (LIST_INDEX, LIST_INDEX_PK, LIST_INDEX_SK),
     (STATUS_INDEX, STATUS_INDEX_PK, STATUS_INDEX_SK),
-    (DEDUPE_INDEX, DEDUPE_INDEX_PK, DEDUPE_INDEX_SK),
 )
+
+# Stats counters are spread over this many items so that concurrent transactions rarely meet on one.
+STATS_SHARDS = 8
