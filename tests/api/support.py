@@ -98,9 +98,7 @@ def finish_task(repository, resources, task_id: str, *, audio: bytes = b"RIFF...
     from tts_common.messages import AudioInfo, LifecycleEvent
 
     key = audio_key_for(task_id)
-    aws_client("s3").put_object(
-        Bucket=resources.bucket_name, Key=key, Body=audio, ContentType="audio/wav"
-    )
+    aws_client("s3").put_object(Bucket=resources.bucket_name, Key=key, Body=audio, ContentType="audio/wav")
     info = AudioInfo(audio_key=key, file_size=len(audio), sampling_rate=16_000, duration_s=1.25, device="cpu")
     now = datetime.now(UTC)
     repository.apply_events(

@@ -103,3 +103,18 @@ def test_unknown_routes_and_methods_keep_the_error_body(client):
     wrong_method = client.delete("/api/v1/tts/stats")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_cors_headers_only_for_configured_origins(make_app):
+    allowed = TestClient(make_app(cors_allow_origins="https://app.example.com, https://admin.example.com"))
+    response = allowed.get("/health", headers={"origin": "https://app.example.com"})
+    assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert (
+        "access-control-allow-origin"
+        not in allowed.get("/health", headers={"origin": "https://evil.example"}).headers
+    )
+    closed = TestClient(make_app())
+    assert (
+        "access-control-allow-origin"
+        not in closed.get("/health", headers={"origin": "https://app.example.com"}).headers
+    )

@@ -66,9 +66,7 @@ def test_a_failed_conversion_carries_its_error(client, repository):
     assert body["attempts"] == 3
 
 
-@pytest.mark.parametrize(
-    "task_id", ["0" * 32, "not-an-id", "A" * 32, "0" * 31, "0" * 33, "%2e%2e", "g" * 32]
-)
+@pytest.mark.parametrize("task_id", ["0" * 32, "not-an-id", "A" * 32, "0" * 31, "0" * 33, "%2e%2e", "g" * 32])
 def test_unknown_or_malformed_ids_are_404(client, task_id):
     response = client.get(f"/api/v1/tts/{task_id}")
 

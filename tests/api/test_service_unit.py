@@ -182,9 +182,9 @@ def test_one_bad_text_anywhere_refuses_the_batch_before_any_call(texts, data):
     assert fakes.log == []
 
 
-_pathlike = st.tuples(
-    st.text(max_size=20), st.sampled_from(["/", "\\", ".."]), st.text(max_size=20)
-).map("".join)
+_pathlike = st.tuples(st.text(max_size=20), st.sampled_from(["/", "\\", ".."]), st.text(max_size=20)).map(
+    "".join
+)
 
 
 @settings(max_examples=300, deadline=None)

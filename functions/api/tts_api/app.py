@@ -6,11 +6,41 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tts_common import __version__
 from tts_common.settings import ApiSettings, cached_settings
 
 from tts_api.errors import install_error_handlers, strip_default_validation_responses
 from tts_api.routes import health, tts
+
+
+class _CorsFromSettings:
+    """CORS for the origins in the app's settings (CORS_ALLOW_ORIGINS), known only once settings are read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._inner: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        if self._inner is None:
+            settings = getattr(scope["app"].state, "settings", None) or cached_settings(ApiSettings)
+            origins = settings.cors_origins
+            self._inner = (
+                CORSMiddleware(
+                    self._app,
+                    allow_origins=origins,
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["content-type", "x-api-key"],
+                    max_age=600,
+                )
+                if origins
+                else self._app
+            )
+        await self._inner(scope, receive, send)
 
 
 @asynccontextmanager
@@ -27,11 +57,12 @@ def create_app(*, settings: ApiSettings | None = None) -> FastAPI:
         title="Serverless TTS API",
         version=__version__,
         description="Asynchronous text-to-speech: submit text, poll the conversion, download the WAV. "
-        "Every error is `{\"error\": {\"code\", \"message\", \"details\"?}}`.",
+        'Every error is `{"error": {"code", "message", "details"?}}`.',
         lifespan=_lifespan,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(_CorsFromSettings)
     app.include_router(health.router)
     app.include_router(tts.router)
     strip_default_validation_responses(app)

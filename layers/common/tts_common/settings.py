@@ -56,6 +56,8 @@ class ServiceSettings(BaseSettings):
 
 class ApiSettings(ServiceSettings):
     service_version: str = Field(default="0.1.0", validation_alias="SERVICE_VERSION")
+    # Comma-separated origins allowed to call the API from a browser; empty: no CORS headers.
+    cors_allow_origins: str = Field(default="", validation_alias="CORS_ALLOW_ORIGINS")
     max_text_chars: int = Field(default=100_000, validation_alias="MAX_TEXT_CHARS", ge=1, le=100_000)
     max_batch_texts: int = Field(default=100, validation_alias="MAX_BATCH_TEXTS", ge=1, le=1000)
     presign_expiry_s: int = Field(default=3600, validation_alias="PRESIGN_EXPIRY_S", ge=60, le=604_800)
@@ -63,6 +65,10 @@ class ApiSettings(ServiceSettings):
     inline_text_max_bytes: int = Field(
         default=65_536, validation_alias="INLINE_TEXT_MAX_BYTES", ge=1024, le=200_000
     )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
 
 
 class WorkerSettings(ServiceSettings):

@@ -123,9 +123,7 @@ def list_conversions(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     next_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> ConversionPage:
-    page = service.list_tasks(
-        status=status_filter, limit=limit, next_token=next_token, repository=repository
-    )
+    page = service.list_tasks(status=status_filter, limit=limit, next_token=next_token, repository=repository)
     return ConversionPage(items=[Conversion.from_task(t) for t in page.items], next_token=page.next_token)
 
 
