@@ -43,6 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/tts_common functions/api/tts_api functions/task_events/tts_task_events functions/worker/tts_worker
+	$(BIN)/mypy infra
 	$(BIN)/hadolint Dockerfile.inference
 
 fmt: $(STAMP)
@@ -55,14 +56,19 @@ bench: $(STAMP)
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
+# e.g. make deploy CDK_ARGS="-c worker=ecs -c alarm_email=ops@example.com" (docs/DEPLOY.md lists every key)
+CDK_ARGS ?=
+
+# Templates only (no layer bundling, no Docker), then cfn-lint over them.
 synth: $(STAMP) node_modules/.package-lock.json
-	npx cdk synth --quiet
+	npx cdk synth --quiet -c layer_bundling=skip $(CDK_ARGS)
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 
 deploy: $(STAMP) node_modules/.package-lock.json
-	npx cdk deploy --all --require-approval broadening
+	npx cdk deploy --all --require-approval broadening $(CDK_ARGS)
 
 destroy: $(STAMP) node_modules/.package-lock.json
-	npx cdk destroy --all
+	npx cdk destroy --all $(CDK_ARGS)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

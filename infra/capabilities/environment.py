@@ -1,0 +1,50 @@
+"""The environment variables every function reads (tts_common.settings), built in one place."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+
+from infra import constants
+from infra.config import DeploymentConfig
+
+
+def service_environment(
+    config: DeploymentConfig,
+    *,
+    table_name: str,
+    bucket_name: str,
+    jobs_queue: sqs.IQueue,
+    topic: sns.ITopic,
+) -> dict[str, str]:
+    return {
+        "TASKS_TABLE_NAME": table_name,
+        "AUDIO_BUCKET_NAME": bucket_name,
+        "JOBS_QUEUE_URL": jobs_queue.queue_url,
+        "EVENTS_TOPIC_ARN": topic.topic_arn,
+        "TTS_MODEL": config.tts_model,
+        "TTS_LANGUAGE": config.tts_language,
+        "TASK_TTL_DAYS": str(config.retention_days),
+        "POWERTOOLS_SERVICE_NAME": config.service_name,
+        "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": config.log_level,
+    }
+
+
+def worker_environment(config: DeploymentConfig, *, device: str) -> dict[str, str]:
+    """What the worker adds, in both modes. MAX_RECEIVE_COUNT is the jobs queue's redrive count, by
+    construction.
+
+    TTS_MODEL points at the copy baked into the image (built from config.tts_model), so no cold start calls
+    the hub.
+    """
+    return {
+        "TTS_MODEL": constants.IMAGE_MODEL_DIR,
+        "TTS_DEVICE": device,
+        "TTS_DTYPE": config.tts_dtype,
+        "TTS_MAX_BATCH": str(config.tts_max_batch),
+        "TTS_MAX_WAIT_MS": str(config.tts_max_wait_ms),
+        "MAX_RECEIVE_COUNT": str(config.max_receive_count),
+        "VISIBILITY_TIMEOUT_S": str(config.jobs_visibility_timeout_s),
+        "HF_HUB_OFFLINE": "1",
+    }

@@ -1,0 +1,105 @@
+"""The lifecycle consumer (events queue → Task records) and the sweeper that runs every few minutes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import constants
+from infra.capabilities.grants import grant_objects, grant_table_read_write
+from infra.capabilities.service_function import service_function
+from infra.config import DeploymentConfig
+
+CONSUMER_TIMEOUT = Duration.seconds(30)
+SWEEPER_TIMEOUT = Duration.seconds(120)
+CONSUMER_BATCH_SIZE = 10
+MEMORY_MB = 512
+
+
+class TaskEvents(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        code: lambda_.Code,
+        layers: Sequence[lambda_.ILayerVersion],
+        environment: Mapping[str, str],
+        events_queue: sqs.IQueue,
+        table: dynamodb.ITable,
+        bucket: s3.IBucket,
+        jobs_queue: sqs.IQueue,
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        env = {
+            **environment,
+            "REQUEUE_AFTER_S": str(config.requeue_after_s),
+            "STALE_AFTER_S": str(config.stale_after_s),
+        }
+        self.consumer = service_function(
+            self,
+            "Consumer",
+            code=code,
+            handler=constants.TASK_EVENTS_HANDLER,
+            layers=layers,
+            environment=env,
+            timeout=CONSUMER_TIMEOUT,
+            memory_size=MEMORY_MB,
+            log_retention_days=config.log_retention_days,
+            description="Applies lifecycle events to Task records",
+        )
+        self.consumer.add_event_source(
+            sources.SqsEventSource(
+                events_queue,
+                batch_size=CONSUMER_BATCH_SIZE,
+                report_batch_item_failures=True,
+            )
+        )
+        self.sweeper = service_function(
+            self,
+            "Sweeper",
+            code=code,
+            handler=constants.SWEEP_HANDLER,
+            layers=layers,
+            environment=env,
+            timeout=SWEEPER_TIMEOUT,
+            memory_size=MEMORY_MB,
+            log_retention_days=config.log_retention_days,
+            description="Re-enqueues half-submitted tasks and fails stuck ones",
+        )
+        # The next run comes in minutes; a retried run would only overlap it.
+        self.sweeper.configure_async_invoke(retry_attempts=0)
+        events.Rule(
+            self,
+            "SweepSchedule",
+            description="Runs the task sweeper",
+            schedule=events.Schedule.rate(Duration.minutes(constants.SWEEP_EVERY_MINUTES)),
+            targets=[targets.LambdaFunction(self.sweeper)],
+        )
+        for function in (self.consumer, self.sweeper):
+            grant_table_read_write(function, table)
+            jobs_queue.grant_send_messages(function)
+            topic.grant_publish(function)
+            grant_objects(
+                function,
+                bucket,
+                prefix=constants.INPUTS_PREFIX,
+                actions=["s3:GetObject"],
+                why="a re-enqueued job may need its parked input text",
+            )
+
+    @property
+    def functions(self) -> tuple[lambda_.Function, lambda_.Function]:
+        return (self.consumer, self.sweeper)

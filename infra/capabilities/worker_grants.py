@@ -1,0 +1,31 @@
+"""What the worker may touch, in both modes: its audio, the input texts, the channel."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+
+from infra import constants
+from infra.capabilities.grants import allow, grant_objects
+
+
+def grant_worker(grantee: iam.IGrantable, *, bucket: s3.IBucket, topic: sns.ITopic) -> None:
+    # s3:GetObject also allows HeadObject, which finds audio a retried job already wrote.
+    grant_objects(
+        grantee,
+        bucket,
+        prefix=constants.AUDIO_PREFIX,
+        actions=["s3:PutObject", "s3:GetObject"],
+        why="the worker writes (and on retry finds) each task's audio",
+    )
+    grant_objects(
+        grantee,
+        bucket,
+        prefix=constants.INPUTS_PREFIX,
+        actions=["s3:GetObject"],
+        why="the worker reads input texts too large for the job message",
+    )
+    # Without ListBucket, HeadObject on a missing key answers 403 instead of 404.
+    allow(grantee, ["s3:ListBucket"], [bucket.bucket_arn])
+    topic.grant_publish(grantee)

@@ -1,0 +1,77 @@
+"""Names other code and the tests rely on: stack ids, output keys, container targets, metric names."""
+
+from __future__ import annotations
+
+# Stack ids are `<project>-<stage>-<suffix>`.
+STATEFUL_STACK_SUFFIX = "Stateful"
+SERVICE_STACK_SUFFIX = "Service"
+
+# CloudFormation output keys (logical ids of the CfnOutputs).
+OUTPUT_API_URL = "ApiUrl"
+OUTPUT_API_KEY_ID = "ApiKeyId"
+OUTPUT_USAGE_PLAN_ID = "UsagePlanId"
+OUTPUT_BUCKET_NAME = "AudioBucketName"
+OUTPUT_TABLE_NAME = "TasksTableName"
+OUTPUT_TABLE_ARN = "TasksTableArn"
+OUTPUT_BUCKET_ARN = "AudioBucketArn"
+OUTPUT_JOBS_QUEUE_URL = "JobsQueueUrl"
+OUTPUT_JOBS_DLQ_URL = "JobsDeadLetterQueueUrl"
+OUTPUT_EVENTS_QUEUE_URL = "EventsQueueUrl"
+OUTPUT_EVENTS_DLQ_URL = "EventsDeadLetterQueueUrl"
+OUTPUT_EVENTS_TOPIC_ARN = "EventsTopicArn"
+OUTPUT_DASHBOARD_NAME = "DashboardName"
+OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+OUTPUT_ECS_CLUSTER_NAME = "WorkerClusterName"
+OUTPUT_WORKER_FUNCTION_NAME = "WorkerFunctionName"
+
+# The service stack reads these by name (Fn::GetStackOutput): the stateful stack never waits on its consumers.
+STATEFUL_OUTPUTS = (OUTPUT_BUCKET_NAME, OUTPUT_BUCKET_ARN, OUTPUT_TABLE_NAME, OUTPUT_TABLE_ARN)
+SERVICE_OUTPUTS = (
+    OUTPUT_API_URL,
+    OUTPUT_API_KEY_ID,
+    OUTPUT_USAGE_PLAN_ID,
+    OUTPUT_JOBS_QUEUE_URL,
+    OUTPUT_JOBS_DLQ_URL,
+    OUTPUT_EVENTS_QUEUE_URL,
+    OUTPUT_EVENTS_DLQ_URL,
+    OUTPUT_EVENTS_TOPIC_ARN,
+    OUTPUT_DASHBOARD_NAME,
+)
+
+# Dockerfile.inference and its build targets.
+INFERENCE_DOCKERFILE = "Dockerfile.inference"
+LAMBDA_IMAGE_TARGET = "lambda-cpu"
+ECS_IMAGE_TARGET = "ecs-gpu"
+# Where the image keeps the model it fetched at build time (Dockerfile.inference's MODEL_DIR); the worker
+# loads it
+# from there (TTS_MODEL); the API and task events keep the hub id, which goes into dedupe keys.
+IMAGE_MODEL_DIR = "/opt/model"
+
+# Code locations (relative to the repository root) and entry points.
+API_CODE_DIR = "functions/api"
+TASK_EVENTS_CODE_DIR = "functions/task_events"
+COMMON_LAYER_DIR = "layers/common"
+API_HANDLER = "tts_api.handler.handler"
+TASK_EVENTS_HANDLER = "tts_task_events.handler.handler"
+SWEEP_HANDLER = "tts_task_events.handler.sweep_handler"
+WORKER_LAMBDA_HANDLER = "tts_worker.lambda_handler.handler"
+WORKER_ECS_MODULE = "tts_worker.ecs_loop"
+
+# S3 key prefixes (tts_common.domain.audio_key_for / text_key_for).
+AUDIO_PREFIX = "audio/"
+INPUTS_PREFIX = "inputs/"
+
+# Lifecycle statuses carried in the SNS message attribute `status`.
+TASK_STATUSES = ("queued", "processing", "completed", "done", "failed")
+
+# Powertools metrics the functions emit (namespace from POWERTOOLS_METRICS_NAMESPACE).
+METRIC_TASKS_SUBMITTED = "TasksSubmitted"
+METRIC_DEDUPE_HITS = "DedupeHits"
+METRIC_TASKS_COMPLETED = "TasksCompleted"
+METRIC_TASKS_FAILED = "TasksFailed"
+METRIC_SYNTHESIS_SECONDS = "SynthesisSeconds"
+METRIC_AUDIO_SECONDS = "AudioSeconds"
+METRIC_TASK_TRANSITIONS = "TaskTransitions"
+
+# How often the sweeper runs.
+SWEEP_EVERY_MINUTES = 5

@@ -1,0 +1,199 @@
+"""Dockerfile.inference without Docker: hadolint, and static checks that a build finds what it names."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from infra_helpers import REPO_ROOT, Assembly
+
+from infra import constants
+from infra.config import DeploymentConfig
+
+pytestmark = pytest.mark.infra
+
+DOCKERFILE = REPO_ROOT / constants.INFERENCE_DOCKERFILE
+WORKER_SRC = REPO_ROOT / "functions" / "worker"
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [args for kw, args in self.instructions if kw == keyword]
+
+
+def parse_dockerfile(text: str) -> tuple[dict[str, str], dict[str, Stage]]:
+    """Global ARG defaults and the stages, with continuation lines joined and comments dropped."""
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    global_args: dict[str, str] = {}
+    stages: dict[str, Stage] = {}
+    current: Stage | None = None
+    for line in lines:
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            match = re.match(r"(\S+)\s+AS\s+(\S+)", args, flags=re.IGNORECASE)
+            assert match, f"every stage is named: {line}"
+            current = Stage(name=match.group(2), base=match.group(1))
+            stages[current.name] = current
+        elif current is None:
+            if keyword == "ARG" and "=" in args:
+                name, _, default = args.partition("=")
+                global_args[name.strip()] = default.strip()
+        else:
+            current.instructions.append((keyword, args.strip()))
+    return global_args, stages
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> tuple[dict[str, str], dict[str, Stage]]:
+    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+
+
+def copy_sources(stage: Stage) -> list[str]:
+    sources = []
+    for args in stage.all("COPY"):
+        if args.startswith("--from="):
+            continue
+        parts = [p for p in args.split() if not p.startswith("--")]
+        sources.extend(parts[:-1])
+    return sources
+
+
+def test_hadolint_passes() -> None:
+    hadolint = Path(sys.executable).with_name("hadolint")
+    result = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_both_targets_exist_on_the_right_bases(dockerfile: tuple[dict[str, str], dict[str, Stage]]) -> None:
+    global_args, stages = dockerfile
+    assert stages[constants.LAMBDA_IMAGE_TARGET].base == "public.ecr.aws/lambda/python:3.11"
+    assert stages[constants.ECS_IMAGE_TARGET].base == "${CUDA_BASE_IMAGE}"
+    assert re.fullmatch(r"nvidia/cuda:\d+\.\d+(\.\d+)?-\w+-ubuntu22\.04", global_args["CUDA_BASE_IMAGE"])
+
+
+def test_every_copy_source_exists_and_is_in_the_build_context(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]], lambda_app: Assembly
+) -> None:
+    _, stages = dockerfile
+    image = next(iter(lambda_app.assets(lambda_app.service_name)["dockerImages"].values()))["source"]
+    staged_context = lambda_app.outdir / image["directory"]
+    for stage in stages.values():
+        for source in copy_sources(stage):
+            assert (REPO_ROOT / source).exists(), f"{stage.name}: COPY {source} does not exist"
+            # What CDK staged is what `docker build` will get (.dockerignore applied).
+            assert (staged_context / source).exists(), f"{stage.name}: {source} is excluded by .dockerignore"
+
+
+def test_lambda_target_runs_the_worker_handler(dockerfile: tuple[dict[str, str], dict[str, Stage]]) -> None:
+    _, stages = dockerfile
+    cmd = json.loads(stages[constants.LAMBDA_IMAGE_TARGET].all("CMD")[-1])
+    assert cmd == [constants.WORKER_LAMBDA_HANDLER]
+    module, _, function = constants.WORKER_LAMBDA_HANDLER.rpartition(".")
+    source = WORKER_SRC / (module.replace(".", "/") + ".py")
+    assert source.is_file(), f"{source} is missing"
+    defined = {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
+    assert function in defined
+
+
+def test_ecs_target_runs_the_long_poll_loop(dockerfile: tuple[dict[str, str], dict[str, Stage]]) -> None:
+    _, stages = dockerfile
+    cmd = json.loads(stages[constants.ECS_IMAGE_TARGET].all("CMD")[-1])
+    assert cmd == ["python", "-m", constants.WORKER_ECS_MODULE]
+    source = WORKER_SRC / (constants.WORKER_ECS_MODULE.replace(".", "/") + ".py")
+    tree = ast.parse(source.read_text())
+    assert any(isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) for node in tree.body), (
+        "the ECS entry must run as a module"
+    )
+
+
+def test_entry_modules_import(tmp_path: Path) -> None:
+    # In a clean interpreter, as the image would: both entry points import without AWS or the model.
+    code = (
+        "import importlib; "
+        f"m = importlib.import_module('{constants.WORKER_LAMBDA_HANDLER.rpartition('.')[0]}'); "
+        f"assert callable(m.{constants.WORKER_LAMBDA_HANDLER.rpartition('.')[2]}); "
+        f"e = importlib.import_module('{constants.WORKER_ECS_MODULE}'); assert callable(e.main); "
+        "importlib.import_module('tts_worker.prefetch')"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "layers" / "common"), str(WORKER_SRC)]),
+        "HOME": str(tmp_path),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_model_is_baked_in_and_the_hub_is_off_at_run_time(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]],
+) -> None:
+    global_args, stages = dockerfile
+    assert global_args["TTS_MODEL"] == DeploymentConfig().tts_model
+    assert global_args["MODEL_DIR"] == constants.IMAGE_MODEL_DIR
+    assert (WORKER_SRC / "tts_worker" / "prefetch.py").is_file()
+    for target in (constants.LAMBDA_IMAGE_TARGET, constants.ECS_IMAGE_TARGET):
+        stage = stages[target]
+        runs = " ".join(stage.all("RUN"))
+        assert 'python -m tts_worker.prefetch "${MODEL_DIR}" --model "${TTS_MODEL}"' in runs
+        env = " ".join(stage.all("ENV"))
+        assert "HF_HUB_OFFLINE=1" in env
+        assert "TTS_MODEL=${MODEL_DIR}" in env
+
+
+def test_torch_is_the_pinned_version_cpu_only_for_lambda(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]],
+) -> None:
+    global_args, stages = dockerfile
+    worker_extra = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["worker"]
+    assert f"torch=={global_args['TORCH_VERSION']}" in [r.replace(" ", "") for r in worker_extra]
+    lambda_runs = " ".join(stages[constants.LAMBDA_IMAGE_TARGET].all("RUN"))
+    assert '--index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}"' in lambda_runs
+    assert "download.pytorch.org/whl/cpu" not in " ".join(stages[constants.ECS_IMAGE_TARGET].all("RUN"))
+
+
+def test_requirements_step_yields_the_worker_dependencies(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]], tmp_path: Path
+) -> None:
+    # Run the requirements stage's own python one-liner on the real pyproject.toml.
+    _, stages = dockerfile
+    run = stages["requirements"].all("RUN")[0]
+    match = re.fullmatch(r'python -c "(.*)" > /requirements\.txt', run)
+    assert match, run
+    (tmp_path / "pyproject.toml").write_bytes((REPO_ROOT / "pyproject.toml").read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-c", match.group(1)], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    requirements = result.stdout.split()
+    assert any(r.startswith("transformers") for r in requirements)
+    assert any(r.startswith("aws-lambda-powertools[tracer]") for r in requirements)
+    assert not any(r.startswith("torch") for r in requirements)
