@@ -18,6 +18,7 @@ from constructs import Construct
 from infra import constants
 from infra.capabilities.grants import grant_objects, grant_table_read_write
 from infra.capabilities.service_function import service_function
+from infra.capabilities.work_queue import QUEUE_RETENTION
 from infra.config import DeploymentConfig
 
 CONSUMER_TIMEOUT = Duration.seconds(30)
@@ -47,6 +48,8 @@ class TaskEvents(Construct):
             **environment,
             "REQUEUE_AFTER_S": str(config.requeue_after_s),
             "STALE_AFTER_S": str(config.stale_after_s),
+            # A job older than the queue's retention is gone: its task can only fail.
+            "QUEUED_STALE_AFTER_S": str(int(QUEUE_RETENTION.to_seconds())),
         }
         self.consumer = service_function(
             self,

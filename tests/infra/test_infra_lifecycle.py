@@ -65,6 +65,12 @@ def test_consumer_reports_partial_batch_failures(lambda_app: Assembly) -> None:
     ]
     assert env["REQUEUE_AFTER_S"] == str(lambda_app.config.requeue_after_s)
     assert env["STALE_AFTER_S"] == str(lambda_app.config.stale_after_s)
+    jobs_retention = next(
+        q["Properties"]["MessageRetentionPeriod"]
+        for name, q in lambda_app.service.find_resources("AWS::SQS::Queue").items()
+        if name.startswith("JobsQueue") and "RedrivePolicy" in q["Properties"]
+    )
+    assert env["QUEUED_STALE_AFTER_S"] == str(jobs_retention)
 
 
 def test_sweeper_runs_every_five_minutes(lambda_app: Assembly) -> None:
