@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.support import REGION, RecordedMetrics, TickingClock
+from tests.api.support import RecordedMetrics, TickingClock
 
 
 @pytest.fixture
@@ -58,31 +57,3 @@ def app(make_app) -> FastAPI:
 @pytest.fixture
 def client(app) -> TestClient:
     return TestClient(app)
-
-
-@pytest.fixture
-def lambda_context():
-    """The parts of a Lambda context that Powertools reads."""
-
-    @dataclass
-    class Context:
-        function_name: str = "tts-api"
-        function_version: str = "$LATEST"
-        memory_limit_in_mb: int = 512
-        invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tts-api"
-        aws_request_id: str = "5b1a6d1e-4c3f-4f8e-9a51-0b7f2d0c9e11"
-        log_group_name: str = "/aws/lambda/tts-api"
-        log_stream_name: str = "2025/11/27/[$LATEST]0123456789abcdef"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 30_000
-
-    return Context()
-
-
-@pytest.fixture
-def repository(resources):
-    from tts_common.storage.models import records_for
-    from tts_common.storage.repository import TaskRepository
-
-    return TaskRepository(records_for(resources.table_name, REGION, None), ttl_days=30)
