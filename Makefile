@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/tts_common functions/api/tts_api functions/task_events/tts_task_events functions/worker/tts_worker
-	$(BIN)/mypy infra
+	$(BIN)/mypy infra bench
 	$(BIN)/hadolint Dockerfile.inference
 
 fmt: $(STAMP)

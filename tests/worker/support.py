@@ -91,6 +91,26 @@ class FakeSynthesizer(Synthesizer):
         return results
 
 
+class BatchingFakeSynthesizer(FakeSynthesizer):
+    """Like a GPU synthesizer: takes any number of items per call, padded, so the core groups by length."""
+
+    def __init__(self, failures: dict[str, Exception] | None = None) -> None:
+        super().__init__(failures)
+        self.calls: list[list[SynthesisItem]] = []
+
+    @property
+    def max_items_per_call(self) -> int | None:
+        return None
+
+    @property
+    def pads_batches(self) -> bool:
+        return True
+
+    def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:
+        self.calls.append(list(items))
+        return super().synthesize(items)
+
+
 class CountingSynthesizer(Synthesizer):
     """Wraps a real synthesizer and counts the items it was asked to speak."""
 
@@ -109,6 +129,14 @@ class CountingSynthesizer(Synthesizer):
     @property
     def sampling_rate(self) -> int:
         return self.inner.sampling_rate
+
+    @property
+    def max_items_per_call(self) -> int | None:
+        return self.inner.max_items_per_call
+
+    @property
+    def pads_batches(self) -> bool:
+        return self.inner.pads_batches
 
     def is_speakable(self, text: str) -> bool:
         return self.inner.is_speakable(text)

@@ -2,29 +2,37 @@
 
 The Lambda handler and the ECS loop both hand it a batch of messages and act on the outcomes it returns
 (delete, leave for redelivery, leave for the DLQ). It never touches a queue itself.
+
+A batch runs in three steps: start every job (parse, fetch the text, split it, report `processing`); cut
+the pieces of all jobs into groups (by length when the synthesizer pads a batch) and synthesize group after
+group; finish each job as soon as its last piece is done (WAV to the store, `completed` and `done`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
-import numpy.typing as npt
 from tts_common.domain import TaskStatus, normalize_text, seed_for
-from tts_common.exceptions import EmptyTokenization, MalformedJob, TTSError
-from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent, Progress, SynthesisJob
+from tts_common.exceptions import EmptyTokenization, MalformedJob
+from tts_common.messages import AudioInfo, Progress, SynthesisJob
 from tts_common.settings import WorkerSettings
 
-from tts_worker.audio import PIECE_PAUSE_S, encode_wav, join_pieces
-from tts_worker.failures import Disposition, decide, error_info
-from tts_worker.job_input import parse_job, recover_task_id
+from tts_worker.audio import PIECE_PAUSE_S, WavAssembler
+from tts_worker.batching import Piece, plan_groups
+from tts_worker.failures import Disposition
+from tts_worker.job_input import parse_job
 from tts_worker.ports import AudioStorePort, EventPort, JobMessage, MetricsSink
-from tts_worker.synthesizer.base import SynthesisItem, Synthesizer
+from tts_worker.reporting import MessageOutcome, Reporter
+from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
 from tts_worker.text_split import split_text
+
+__all__ = ["CoreConfig", "MessageOutcome", "WorkerCore"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,27 +46,60 @@ class CoreConfig:
     # Progress events: after every piece for short jobs, otherwise at most one per interval.
     progress_interval_s: float = 2.0
     progress_every_piece_up_to: int = 5
+    # Most pieces per synthesize() call (TTS_MAX_BATCH), and a bound on items x longest piece per call,
+    # which bounds a padded forward's memory (64 x 400 characters: ~10 GB of activations in float16).
+    max_batch: int = 16
+    max_group_chars: int = 64 * 400
+    # Threads that write audio and publish events while the next group synthesizes; 1 = inline.
+    io_workers: int = 1
 
     @classmethod
-    def from_settings(cls, settings: WorkerSettings) -> CoreConfig:
-        return cls(max_piece_chars=settings.tts_max_piece_chars, max_receive_count=settings.max_receive_count)
+    def from_settings(cls, settings: WorkerSettings, *, io_workers: int = 1) -> CoreConfig:
+        return cls(
+            max_piece_chars=settings.tts_max_piece_chars,
+            max_receive_count=settings.max_receive_count,
+            max_batch=settings.tts_max_batch,
+            io_workers=io_workers,
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class MessageOutcome:
-    message_id: str
-    disposition: Disposition
-    task_id: str | None = None
-    error: ErrorInfo | None = None
+@dataclass(slots=True)
+class _RunningJob:
+    """A job whose pieces are being synthesized."""
+
+    message: JobMessage
+    job: SynthesisJob
+    assembler: WavAssembler
+    last_progress: float
+    synthesis_s: float = 0.0
+    over: bool = False  # finished or failed: later pieces are skipped
 
     @property
-    def settled(self) -> bool:
-        """Delete the message from the queue (done, or failed for good)."""
-        return self.disposition.settled
+    def total(self) -> int:
+        return self.assembler.total
+
+
+@dataclass(slots=True)
+class _BatchState:
+    outcomes: list[MessageOutcome | None]
+    running: dict[int, _RunningJob] = field(default_factory=dict)
+    finishing: dict[int, Future[MessageOutcome]] = field(default_factory=dict)
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Inline:
+    """An executor that runs the call at once, in the caller's thread."""
+
+    def submit(self, fn: Callable[[], MessageOutcome]) -> Future[MessageOutcome]:
+        future: Future[MessageOutcome] = Future()
+        try:
+            future.set_result(fn())
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
 
 class WorkerCore:
@@ -75,44 +116,77 @@ class WorkerCore:
     ) -> None:
         self._synthesizer = synthesizer
         self._store = store
-        self._events = events
         self._config = config or CoreConfig()
-        self._metrics = metrics
-        self._clock = clock
+        self._report = Reporter(
+            events=events, metrics=metrics, clock=clock, max_receive_count=self._config.max_receive_count
+        )
         self._monotonic = monotonic
+        self._io: ThreadPoolExecutor | _Inline = (
+            ThreadPoolExecutor(self._config.io_workers, thread_name_prefix="tts-io")
+            if self._config.io_workers > 1
+            else _Inline()
+        )
 
     @property
     def synthesizer(self) -> Synthesizer:
         return self._synthesizer
 
-    def process_batch(self, messages: Sequence[JobMessage]) -> list[MessageOutcome]:
-        """One outcome per message, in order; one bad job never fails its neighbours.
-
-        Jobs run one after another today; batching several into one forward pass (TTS_MAX_BATCH) belongs here,
-        behind the same signature, so the transports do not change.
-        """
-        return [self.process_message(message) for message in messages]
-
     def process_message(self, message: JobMessage) -> MessageOutcome:
+        return self.process_batch([message])[0]
+
+    def process_batch(self, messages: Sequence[JobMessage]) -> list[MessageOutcome]:
+        """One outcome per message, in order; one bad job or piece never fails its neighbours."""
+        state = _BatchState(outcomes=[None] * len(messages))
+        pieces: list[Piece] = []
+        for slot, message in enumerate(messages):
+            pieces.extend(self._start(slot, message, state))
+        synthesizer = self._synthesizer
+        groups = plan_groups(
+            pieces,
+            max_items=min(self._config.max_batch, synthesizer.max_items_per_call or self._config.max_batch),
+            max_padded_chars=self._config.max_group_chars,
+            by_length=synthesizer.pads_batches,
+        )
+        for group in groups:
+            live = [p for p in group if not state.running[p.job].over]
+            if live:
+                self._run_group(live, state)
+        for slot, future in state.finishing.items():
+            state.outcomes[slot] = future.result()
+        return [self._settled(messages[slot], outcome) for slot, outcome in enumerate(state.outcomes)]
+
+    def _settled(self, message: JobMessage, outcome: MessageOutcome | None) -> MessageOutcome:
+        if outcome is not None:
+            return outcome
+        # Unreachable unless the core itself is wrong; the job is retried rather than lost.
+        logger.error("job ended without an outcome", extra={"message_id": message.message_id})
+        return MessageOutcome(message.message_id, Disposition.RETRY)
+
+    # -- start: parse, fetch, split, report processing ----------------------------------------------------
+
+    def _start(self, slot: int, message: JobMessage, state: _BatchState) -> list[Piece]:
         try:
             job = parse_job(message.body)
         except MalformedJob as exc:
-            return self._malformed(message, exc)
+            state.outcomes[slot] = self._report.malformed(message, exc)
+            return []
         try:
-            self._run(job, attempt=message.receive_count)
+            return self._start_job(slot, message, job, state)
         except Exception as exc:
-            return self._failed(message, job.task_id, exc)
-        return MessageOutcome(message.message_id, Disposition.SUCCEEDED, job.task_id)
+            state.outcomes[slot] = self._report.failed(message, job.task_id, exc)
+            return []
 
-    # -- one job -------------------------------------------------------------------------------------------
-
-    def _run(self, job: SynthesisJob, *, attempt: int) -> None:
+    def _start_job(
+        self, slot: int, message: JobMessage, job: SynthesisJob, state: _BatchState
+    ) -> list[Piece]:
+        attempt = message.receive_count
         existing = self._store.find_audio(job.audio_key)
         if existing is not None:
             # A redelivery of a finished job: report the audio again, do no work.
             logger.info("audio already exists; republishing", extra={"task_id": job.task_id})
-            self._publish_finished(job.task_id, existing, attempt=attempt, progress=None)
-            return
+            self._report.publish_finished(job.task_id, existing, attempt=attempt, progress=None)
+            state.outcomes[slot] = MessageOutcome(message.message_id, Disposition.SUCCEEDED, job.task_id)
+            return []
 
         text = job.text if job.text is not None else self._store.get_text(job.text_key or "")
         pieces = split_text(normalize_text(text), self._config.max_piece_chars)
@@ -123,58 +197,24 @@ class WorkerCore:
         if not speakable:
             raise EmptyTokenization("the text has no characters this model can speak")
         total = len(speakable)
-        self._publish(
+        self._report.publish(
             job.task_id,
             TaskStatus.PROCESSING,
             attempt=attempt,
             progress=Progress(pieces_done=0, pieces_total=total),
         )
-
-        waveforms: list[npt.NDArray[np.float32]] = []
-        synthesis_s = 0.0
-        last_progress = self._monotonic()
-        for done, (index, piece) in enumerate(speakable, start=1):
-            started = self._monotonic()
-            result = self._synthesizer.synthesize([self._item(job, piece, index)])[0]
-            finished = self._monotonic()
-            synthesis_s += finished - started
-            waveforms.append(result.waveform)
-            if done < total and self._progress_due(total, since=finished - last_progress):
-                self._publish(
-                    job.task_id,
-                    TaskStatus.PROCESSING,
-                    attempt=attempt,
-                    progress=Progress(pieces_done=done, pieces_total=total),
-                )
-                last_progress = finished
-
-        sampling_rate = self._synthesizer.sampling_rate
-        waveform = join_pieces(waveforms, sampling_rate=sampling_rate, pause_s=self._config.pause_s)
-        body = encode_wav(waveform, sampling_rate=sampling_rate)
-        info = AudioInfo(
-            audio_key=job.audio_key,
-            file_size=len(body),
-            sampling_rate=sampling_rate,
-            duration_s=len(waveform) / sampling_rate,
-            device=self._synthesizer.device,
+        state.running[slot] = _RunningJob(
+            message=message,
+            job=job,
+            assembler=WavAssembler(
+                total=total, sampling_rate=self._synthesizer.sampling_rate, pause_s=self._config.pause_s
+            ),
+            last_progress=self._monotonic(),
         )
-        self._store.put_audio(info, body, task_id=job.task_id)
-        self._publish_finished(
-            job.task_id, info, attempt=attempt, progress=Progress(pieces_done=total, pieces_total=total)
-        )
-        self._metric("TasksCompleted", "Count", 1)
-        self._metric("SynthesisSeconds", "Seconds", synthesis_s)
-        self._metric("AudioSeconds", "Seconds", info.duration_s)
-        logger.info(
-            "task done",
-            extra={
-                "task_id": job.task_id,
-                "pieces": total,
-                "audio_s": round(info.duration_s, 3),
-                "synthesis_s": round(synthesis_s, 3),
-                "device": info.device,
-            },
-        )
+        return [
+            Piece(job=slot, position=position, item=self._item(job, text_piece, index))
+            for position, (index, text_piece) in enumerate(speakable)
+        ]
 
     @staticmethod
     def _item(job: SynthesisJob, piece: str, index: int) -> SynthesisItem:
@@ -186,90 +226,107 @@ class WorkerCore:
             noise_scale_duration=job.noise_scale_duration,
         )
 
+    # -- synthesize a group, hand each piece to its job ---------------------------------------------------
+
+    def _run_group(self, group: list[Piece], state: _BatchState) -> None:
+        started = self._monotonic()
+        results = self._synthesize(group)
+        finished = self._monotonic()
+        group_chars = sum(p.chars for p in group)
+        touched: dict[int, _RunningJob] = {}
+        for piece, result in zip(group, results, strict=True):
+            running = state.running[piece.job]
+            if running.over:
+                continue
+            if isinstance(result, Exception):
+                running.over = True
+                running.assembler.discard()
+                state.outcomes[piece.job] = self._report.failed(running.message, running.job.task_id, result)
+                touched.pop(piece.job, None)
+                continue
+            running.assembler.add(piece.position, result.waveform)
+            running.synthesis_s += (finished - started) * piece.chars / group_chars
+            touched[piece.job] = running
+        for slot, running in touched.items():
+            if running.assembler.complete:
+                running.over = True
+                state.finishing[slot] = self._io.submit(functools.partial(self._finish, running))
+            elif self._progress_due(running.total, since=finished - running.last_progress):
+                try:
+                    self._report.publish(
+                        running.job.task_id,
+                        TaskStatus.PROCESSING,
+                        attempt=running.message.receive_count,
+                        progress=Progress(
+                            pieces_done=running.assembler.pieces_done, pieces_total=running.total
+                        ),
+                    )
+                except Exception as exc:
+                    running.over = True
+                    running.assembler.discard()
+                    state.outcomes[slot] = self._report.failed(running.message, running.job.task_id, exc)
+                running.last_progress = finished
+
+    def _synthesize(self, group: list[Piece]) -> list[SynthesisResult | Exception]:
+        """One call for the group; if it fails, one call per piece, so only the bad piece fails."""
+        try:
+            return list(self._synthesizer.synthesize([p.item for p in group]))
+        except Exception as exc:
+            if len(group) == 1:
+                return [exc]
+            logger.warning(
+                "a group failed; synthesizing its pieces one by one",
+                extra={"pieces": len(group), "error": f"{type(exc).__name__}: {exc}"},
+            )
+        results: list[SynthesisResult | Exception] = []
+        for piece in group:
+            try:
+                results.append(self._synthesizer.synthesize([piece.item])[0])
+            except Exception as exc:
+                results.append(exc)
+        return results
+
     def _progress_due(self, total: int, *, since: float) -> bool:
         return total <= self._config.progress_every_piece_up_to or since >= self._config.progress_interval_s
 
-    # -- failures ------------------------------------------------------------------------------------------
+    # -- finish: WAV to the store, completed and done ------------------------------------------------------
 
-    def _malformed(self, message: JobMessage, exc: MalformedJob) -> MessageOutcome:
-        task_id = recover_task_id(message.body)
-        if task_id is None:
-            # Nothing to report to: drop it (retrying cannot fix it), but leave a trace.
-            logger.error(
-                "malformed job without a task id; dropped",
-                extra={
-                    "message_id": message.message_id,
-                    "reason": exc.message,
-                    "body_head": message.body[:200],
-                },
-            )
-            return MessageOutcome(
-                message.message_id, Disposition.FAILED, None, error_info(exc, Disposition.FAILED, attempts=1)
-            )
-        return self._failed(message, task_id, exc)
-
-    def _failed(self, message: JobMessage, task_id: str, exc: Exception) -> MessageOutcome:
-        attempts = message.receive_count
-        disposition = decide(exc, receive_count=attempts, max_receive_count=self._config.max_receive_count)
-        error = error_info(exc, disposition, attempts=attempts)
-        log_extra = {
-            "task_id": task_id,
-            "attempt": attempts,
-            "error_code": error.code,
-            "disposition": str(disposition),
-        }
-        # A traceback helps only for errors nobody raised on purpose.
-        trace = None if isinstance(exc, TTSError) else exc
-        if disposition is Disposition.RETRY:
-            logger.warning("job failed; will be retried: %s", error.message, extra=log_extra, exc_info=trace)
-            return MessageOutcome(message.message_id, disposition, task_id, error)
-        logger.error("job failed for good: %s", error.message, extra=log_extra, exc_info=trace)
+    def _finish(self, running: _RunningJob) -> MessageOutcome:
+        job, message = running.job, running.message
         try:
-            self._publish(task_id, TaskStatus.FAILED, attempt=attempts, error=error)
-        except Exception as publish_exc:
-            again = decide(
-                publish_exc, receive_count=attempts, max_receive_count=self._config.max_receive_count
-            )
-            logger.error(
-                "could not publish failed event",
-                extra={**log_extra, "disposition": str(again)},
-                exc_info=publish_exc,
-            )
-            return MessageOutcome(message.message_id, again, task_id, error)
-        self._metric("TasksFailed", "Count", 1)
-        return MessageOutcome(message.message_id, disposition, task_id, error)
+            self._write_audio(running)
+        except Exception as exc:
+            return self._report.failed(message, job.task_id, exc)
+        return MessageOutcome(message.message_id, Disposition.SUCCEEDED, job.task_id)
 
-    # -- events and metrics --------------------------------------------------------------------------------
-
-    def _publish_finished(
-        self, task_id: str, audio: AudioInfo, *, attempt: int, progress: Progress | None
-    ) -> None:
-        # Both carry the audio, so either one alone finishes the record whatever order they arrive in.
-        self._publish(task_id, TaskStatus.COMPLETED, attempt=attempt, progress=progress, audio=audio)
-        self._publish(task_id, TaskStatus.DONE, attempt=attempt, progress=progress, audio=audio)
-
-    def _publish(
-        self,
-        task_id: str,
-        status: TaskStatus,
-        *,
-        attempt: int,
-        progress: Progress | None = None,
-        audio: AudioInfo | None = None,
-        error: ErrorInfo | None = None,
-    ) -> None:
-        self._events.publish(
-            LifecycleEvent(
-                task_id=task_id,
-                status=status,
-                at=self._clock(),
-                attempt=max(attempt, 0),
-                progress=progress,
-                audio=audio,
-                error=error,
-            )
+    def _write_audio(self, running: _RunningJob) -> None:
+        job, total = running.job, running.total
+        duration_s = running.assembler.duration_s
+        body = running.assembler.finish()
+        info = AudioInfo(
+            audio_key=job.audio_key,
+            file_size=len(body),
+            sampling_rate=self._synthesizer.sampling_rate,
+            duration_s=duration_s,
+            device=self._synthesizer.device,
         )
-
-    def _metric(self, name: str, unit: str, value: float) -> None:
-        if self._metrics is not None:
-            self._metrics.add_metric(name=name, unit=unit, value=value)
+        self._store.put_audio(info, body, task_id=job.task_id)
+        self._report.publish_finished(
+            job.task_id,
+            info,
+            attempt=running.message.receive_count,
+            progress=Progress(pieces_done=total, pieces_total=total),
+        )
+        self._report.metric("TasksCompleted", "Count", 1)
+        self._report.metric("SynthesisSeconds", "Seconds", running.synthesis_s)
+        self._report.metric("AudioSeconds", "Seconds", info.duration_s)
+        logger.info(
+            "task done",
+            extra={
+                "task_id": job.task_id,
+                "pieces": total,
+                "audio_s": round(info.duration_s, 3),
+                "synthesis_s": round(running.synthesis_s, 3),
+                "device": info.device,
+            },
+        )

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
 
@@ -29,6 +29,8 @@ from tts_worker.runtime import build_core, build_queue
 logger = logging.getLogger(__name__)
 
 _RECEIVE_ERROR_BACKOFF_S = 5.0
+_SQS_MAX_MESSAGES = 10
+_EMPTY_SHORT_POLL_PAUSE_S = 0.05
 
 
 class JobSource(Protocol):
@@ -36,15 +38,88 @@ class JobSource(Protocol):
 
     def receive(self, *, max_messages: int = 10, wait_s: int = 20) -> list[ReceivedMessage]: ...
     def delete_many(self, receipt_handles: list[str]) -> None: ...
+    def change_visibility(self, receipt_handles: list[str], *, timeout_s: int) -> None: ...
+
+
+class VisibilityHeartbeat:
+    """While a batch is in work, every `interval_s` push its messages' visibility timeout `timeout_s` out
+    again, so a long job (a 100,000-character text on a CPU) is not redelivered to another worker mid-way.
+    A worker that dies stops beating, and the queue redelivers after at most `timeout_s`."""
+
+    def __init__(
+        self, queue: JobSource, receipt_handles: list[str], *, timeout_s: int, interval_s: float
+    ) -> None:
+        self._queue = queue
+        self._handles = receipt_handles
+        self._timeout_s = timeout_s
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="visibility-heartbeat", daemon=True)
+        self.beats = 0
+
+    def __enter__(self) -> VisibilityHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._queue.change_visibility(self._handles, timeout_s=self._timeout_s)
+                self.beats += 1
+            except Exception:
+                logger.exception("could not extend the batch's visibility; it may be redelivered")
 
 
 @dataclass(slots=True)
 class LoopStats:
     polls: int = 0
+    receives: int = 0
     received: int = 0
     deleted: int = 0
     left_for_retry: int = 0
     left_for_dlq: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+def gather_batch(
+    queue: JobSource,
+    *,
+    wait_s: int,
+    max_batch: int,
+    max_wait_s: float,
+    stats: LoopStats,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
+) -> list[ReceivedMessage]:
+    """Long-poll for the first messages, then keep receiving (10 at most per call, as SQS allows) until
+    `max_batch` messages are in hand or `max_wait_s` has passed since the first arrived."""
+    stats.receives += 1
+    batch = queue.receive(max_messages=min(_SQS_MAX_MESSAGES, max_batch), wait_s=wait_s)
+    if not batch:
+        return batch
+    deadline = monotonic() + max_wait_s
+    while len(batch) < max_batch:
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            break
+        stats.receives += 1
+        try:
+            more = queue.receive(
+                max_messages=min(_SQS_MAX_MESSAGES, max_batch - len(batch)), wait_s=min(20, int(remaining))
+            )
+        except Exception:
+            logger.exception("receive failed while gathering; going on with the batch in hand")
+            break
+        if more:
+            batch.extend(more)
+        elif remaining < 1:
+            # A short poll found nothing: look again a little later, not in a tight loop.
+            sleep(min(remaining, _EMPTY_SHORT_POLL_PAUSE_S))
+    return batch
 
 
 def run_loop(
@@ -53,24 +128,43 @@ def run_loop(
     queue: JobSource,
     stop: threading.Event,
     wait_s: int = 20,
-    max_messages: int = 10,
+    max_batch: int = 10,
+    max_wait_s: float = 0.0,
+    visibility_timeout_s: int | None = None,
     max_polls: int | None = None,
     after_batch: Callable[[], None] | None = None,
 ) -> LoopStats:
-    """Poll until `stop` is set (or `max_polls` polls are done); the batch in hand is always finished."""
+    """Poll until `stop` is set (or `max_polls` polls are done); the batch in hand is always finished.
+
+    Each poll gathers up to `max_batch` messages (TTS_MAX_BATCH), waiting at most `max_wait_s`
+    (TTS_MAX_WAIT_MS) after the first for more, and hands them to the core as one batch. With
+    `visibility_timeout_s` (the queue's), a heartbeat keeps the batch invisible until it is done.
+    """
     stats = LoopStats()
     while not stop.is_set() and (max_polls is None or stats.polls < max_polls):
         stats.polls += 1
         try:
-            messages = queue.receive(max_messages=max_messages, wait_s=wait_s)
+            messages = gather_batch(
+                queue, wait_s=wait_s, max_batch=max_batch, max_wait_s=max_wait_s, stats=stats
+            )
         except Exception:
             logger.exception("receive failed; backing off")
             stop.wait(_RECEIVE_ERROR_BACKOFF_S)
             continue
         if not messages:
             continue
+        stats.batch_sizes.append(len(messages))
         stats.received += len(messages)
-        outcomes = core.process_batch(messages)
+        if visibility_timeout_s is None:
+            outcomes = core.process_batch(messages)
+        else:
+            with VisibilityHeartbeat(
+                queue,
+                [m.receipt_handle for m in messages],
+                timeout_s=visibility_timeout_s,
+                interval_s=visibility_timeout_s / 3,
+            ):
+                outcomes = core.process_batch(messages)
         settled = [m.receipt_handle for m, o in zip(messages, outcomes, strict=True) if o.settled]
         stats.left_for_retry += sum(o.disposition is Disposition.RETRY for o in outcomes)
         stats.left_for_dlq += sum(o.disposition is Disposition.DEAD_LETTER for o in outcomes)
@@ -128,6 +222,9 @@ def main() -> int:
         queue=build_queue(settings),
         stop=stop,
         wait_s=settings.poll_wait_s,
+        max_batch=settings.tts_max_batch,
+        max_wait_s=settings.tts_max_wait_ms / 1000,
+        visibility_timeout_s=settings.visibility_timeout_s,
         after_batch=flush_metrics,
     )
     logger.info(

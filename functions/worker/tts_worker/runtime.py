@@ -11,6 +11,9 @@ from tts_worker.ports import MetricsSink
 from tts_worker.synthesizer.base import Synthesizer
 from tts_worker.synthesizer.loader import load_synthesizer
 
+# Finished jobs' S3 puts and SNS publishes overlap the next group's synthesis (boto3 clients are thread-safe).
+IO_WORKERS = 4
+
 
 def build_synthesizer(settings: WorkerSettings) -> Synthesizer:
     return load_synthesizer(
@@ -32,7 +35,7 @@ def build_core(
         synthesizer=synthesizer or build_synthesizer(settings),
         store=audio_store_from(settings),
         events=publisher_from(settings),
-        config=CoreConfig.from_settings(settings),
+        config=CoreConfig.from_settings(settings, io_workers=IO_WORKERS),
         metrics=metrics,
     )
 

@@ -51,6 +51,17 @@ class Synthesizer(ABC):
     @abstractmethod
     def sampling_rate(self) -> int: ...
 
+    @property
+    def max_items_per_call(self) -> int | None:
+        """How many items one `synthesize` call should get at most; None when more per call is always
+        better (one padded forward on a GPU). The core never passes more than TTS_MAX_BATCH either way."""
+        return 1
+
+    @property
+    def pads_batches(self) -> bool:
+        """Whether one call pads its items to the longest, so the core should group similar lengths."""
+        return False
+
     @abstractmethod
     def is_speakable(self, text: str) -> bool:
         """Whether the tokenizer keeps anything of this text (cheap: no forward pass)."""

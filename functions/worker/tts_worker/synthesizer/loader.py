@@ -19,25 +19,34 @@ def load_synthesizer(
     device: str = "auto",
     dtype: str = "auto",
     num_threads: int | None = None,
+    cpu_workers: int | None = None,
     cache_dir: Path | None = None,
     warm_up: bool = True,
 ) -> Synthesizer:
-    """`model` is a hub id, a local directory, or a generated model's name (tiny-random, mms-random)."""
+    """`model` is a hub id, a local directory, or a generated model's name (tiny-random, mms-random).
+
+    `num_threads` is torch's intra-op thread count (default: every usable core); `cpu_workers` > 1 runs
+    that many pieces side by side on single-threaded workers instead (CPU only; default 1: one piece at a
+    time on every core). docs/BENCHMARKS.md has the measurements behind both defaults.
+    """
     # torch and transformers load here, not at import: the core and its tests do not need them.
     import torch
     from transformers.utils import logging as hf_logging
 
     from tts_worker.synthesizer import random_models
+    from tts_worker.synthesizer.cpu_threads import pin_this_thread, usable_cores
     from tts_worker.synthesizer.vits import VitsSynthesizer
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # progress bars are noise in logs
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
+    cores = usable_cores()
+    pin_this_thread(num_threads or cores)
     started = time.perf_counter()
     source: str | Path = (
         random_models.ensure_generated(model, cache_dir) if random_models.is_generated(model) else model
     )
-    synthesizer = VitsSynthesizer.load(source, model_id=model, device=device, dtype=dtype)
+    synthesizer = VitsSynthesizer.load(
+        source, model_id=model, device=device, dtype=dtype, cpu_workers=cpu_workers or 1
+    )
     loaded = time.perf_counter()
     if warm_up:
         try:

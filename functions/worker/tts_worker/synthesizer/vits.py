@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from transformers import AutoTokenizer, VitsModel
 from tts_common.exceptions import EmptyTokenization, ModelLoadError, SynthesisFailed
 
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
+from tts_worker.synthesizer.cpu_threads import pin_this_thread, single_threaded_pool
+from tts_worker.synthesizer.vits_forward import ForwardItem, forward_items
 
 logger = logging.getLogger(__name__)
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+# On the CPU a lone item longer than this (about 9.6 s of audio) is decoded in chunks of this many frames:
+# past ~800 frames the decoder's activations outgrow the caches and it runs ~1.45x slower per frame.
+DECODE_CHUNK_FRAMES = 600
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -30,27 +39,79 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def resolve_dtype(requested: str) -> torch.dtype:
-    # float32 unless asked: half precision is a measured choice for a GPU, not a default.
+def resolve_half(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for flow and decoder, or None for float32.
+
+    `auto` is float16 on CUDA (measured faster, each item checked) and float32 on the CPU (no fast half
+    kernels on AVX2 machines). Weights always stay float32.
+    """
     if requested == "auto":
-        return torch.float32
+        return torch.float16 if device.type == "cuda" else None
+    if requested == "float32":
+        return None
     try:
-        return _DTYPES[requested]
+        return _HALF_DTYPES[requested]
     except KeyError:
-        raise ModelLoadError(f"TTS_DTYPE={requested!r} is not one of auto, {', '.join(_DTYPES)}") from None
+        raise ModelLoadError(
+            f"TTS_DTYPE={requested!r} is not one of auto, float32, {', '.join(_HALF_DTYPES)}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Waveform:
+    """One item's samples, and whether the forward that made them stayed finite throughout."""
+
+    samples: torch.Tensor
+    sound: bool
 
 
 class VitsSynthesizer(Synthesizer):
-    """A VitsModel and its tokenizer on one device. Not thread-safe: one synthesis at a time per process."""
+    """A VitsModel and its tokenizer on one device. One synthesize() call at a time per instance.
 
-    def __init__(self, *, model: Any, tokenizer: Any, model_id: str) -> None:
+    How a call runs is chosen by device (see docs/BENCHMARKS.md for the measurements):
+      * CUDA: one padded forward for all items (the core groups them by length), flow and decoder in
+        float16 autocast unless TTS_DTYPE says otherwise; an item whose half-precision decoder overflowed
+        (inf or NaN before the final tanh) is redone in float32.
+      * CPU: one forward per item, float32, a long item decoded in chunks (DECODE_CHUNK_FRAMES), on this
+        thread's intra-op threads (TTS_NUM_THREADS). With `cpu_workers` > 1, every item runs instead on
+        one of that many single-threaded workers, side by side (cpu_threads): a little more throughput
+        when calls carry several items, a slower lone item. Never a mix of the two: float rounding
+        differs with the thread count, and an item's audio must not depend on its company.
+    Either way item i's noise comes from a generator seeded with item i's seed, so its audio does not depend
+    on its neighbours (vits_forward).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Any,
+        tokenizer: Any,
+        model_id: str,
+        half: torch.dtype | None = None,
+        batch_forward: bool | None = None,
+        cpu_workers: int = 1,
+    ) -> None:
         self._model = model.eval()
         self._tokenizer = tokenizer
         self._model_id = model_id
         self._device = next(model.parameters()).device
         self._vocab_size = int(model.config.vocab_size)
-        # Generated models calibrate their pace in the config; real MMS checkpoints have 1.0 there.
-        self._base_rate = float(model.config.speaking_rate)
+        self._half = half
+        self._batch_forward = self._device.type == "cuda" if batch_forward is None else batch_forward
+        self._cpu_workers = 1 if self._batch_forward else max(1, cpu_workers)
+        self._pool = self._start_pool(self._cpu_workers) if self._cpu_workers > 1 else None
+        if int(getattr(model.config, "num_speakers", 1)) > 1:
+            logger.warning("multi-speaker model: every item uses the default voice")
+
+    @staticmethod
+    def _start_pool(workers: int) -> ThreadPoolExecutor:
+        """Single-threaded workers, started now; then this thread gets back the thread count it had."""
+        own_threads = torch.get_num_threads()
+        pool = single_threaded_pool(workers)
+        started = threading.Barrier(workers)
+        list(pool.map(lambda _: started.wait(), range(workers)))
+        pin_this_thread(own_threads)
+        return pool
 
     @classmethod
     def load(
@@ -60,13 +121,15 @@ class VitsSynthesizer(Synthesizer):
         model_id: str | None = None,
         device: str = "auto",
         dtype: str = "auto",
+        batch_forward: bool | None = None,
+        cpu_workers: int = 1,
     ) -> VitsSynthesizer:
         """Load with `from_pretrained` from a hub id or a directory; any failure becomes ModelLoadError."""
         configured = model_id or str(source)
         torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype)
+        half = resolve_half(dtype, torch_device)
         try:
-            model: Any = VitsModel.from_pretrained(str(source), dtype=torch_dtype)
+            model: Any = VitsModel.from_pretrained(str(source), dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(str(source))
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -76,16 +139,44 @@ class VitsSynthesizer(Synthesizer):
                 details={"tts_model": configured},
             ) from exc
         model = model.to(torch_device)
+        synthesizer = cls(
+            model=model,
+            tokenizer=tokenizer,
+            model_id=configured,
+            half=half,
+            batch_forward=batch_forward,
+            cpu_workers=cpu_workers,
+        )
         logger.info(
             "model loaded",
-            extra={"tts_model": configured, "device": torch_device.type, "dtype": str(torch_dtype)},
+            extra={
+                "tts_model": configured,
+                "device": torch_device.type,
+                "compute_dtype": str(half or torch.float32),
+                "batch_forward": synthesizer.pads_batches,
+                "cpu_workers": synthesizer._cpu_workers,
+            },
         )
-        return cls(model=model, tokenizer=tokenizer, model_id=configured)
+        return synthesizer
 
     def save_pretrained(self, target: str | Path) -> None:
         """Write model and tokenizer so that `load(target)` needs no network."""
         self._model.save_pretrained(str(target))
         self._tokenizer.save_pretrained(str(target))
+
+    @property
+    def model(self) -> Any:
+        """The VitsModel itself (the benchmark's seed-style baseline calls it directly)."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    @property
+    def half(self) -> torch.dtype | None:
+        """The autocast dtype of flow and decoder, or None for float32."""
+        return self._half
 
     @property
     def model_id(self) -> str:
@@ -99,7 +190,17 @@ class VitsSynthesizer(Synthesizer):
     def sampling_rate(self) -> int:
         return int(self._model.config.sampling_rate)
 
-    def _token_ids(self, text: str) -> list[int] | None:
+    @property
+    def max_items_per_call(self) -> int | None:
+        if self._batch_forward:
+            return None
+        return self._cpu_workers
+
+    @property
+    def pads_batches(self) -> bool:
+        return self._batch_forward
+
+    def token_ids(self, text: str) -> list[int] | None:
         """The ids to feed the model, or None when the tokenizer keeps nothing of the text."""
         ids = [int(i) for i in self._tokenizer(text)["input_ids"]]
         # With add_blank the tokenizer puts id 0 between characters; only the odd positions carry text.
@@ -110,28 +211,68 @@ class VitsSynthesizer(Synthesizer):
         return [i if 0 <= i < self._vocab_size else 0 for i in ids]
 
     def is_speakable(self, text: str) -> bool:
-        return self._token_ids(text) is not None
+        return self.token_ids(text) is not None
 
     def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:
-        return [self._synthesize_one(item) for item in items]
+        prepared = [self._prepare(item) for item in items]
+        if not prepared:
+            return []
+        try:
+            with torch.inference_mode():
+                if self._batch_forward:
+                    waveforms = self._checked(prepared)
+                elif self._pool is not None:
+                    waveforms = list(self._pool.map(self._alone, prepared))
+                else:
+                    waveforms = [self._alone(item) for item in prepared]
+        except (RuntimeError, ValueError) as exc:
+            raise SynthesisFailed(f"inference failed: {type(exc).__name__}: {exc}") from exc
+        return [
+            SynthesisResult(waveform=waveform, sampling_rate=self.sampling_rate, device=self.device)
+            for waveform in waveforms
+        ]
 
-    def _synthesize_one(self, item: SynthesisItem) -> SynthesisResult:
-        ids = self._token_ids(item.text)
+    def _prepare(self, item: SynthesisItem) -> ForwardItem:
+        ids = self.token_ids(item.text)
         if ids is None:
             raise EmptyTokenization(
                 "the text has no characters this model can speak", details={"model": self._model_id}
             )
-        input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
-        self._model.noise_scale = item.noise_scale
-        self._model.noise_scale_duration = item.noise_scale_duration
-        try:
-            with torch.inference_mode():
-                # Noise comes from torch's global generator: seeding it per item makes the audio reproducible.
-                torch.manual_seed(item.seed)
-                output = self._model(input_ids=input_ids, speaking_rate=self._base_rate * item.speaking_rate)
-            length = int(output.sequence_lengths[0])
-            waveform = output.waveform[0, :length].float().cpu().numpy()
-        except RuntimeError as exc:
-            raise SynthesisFailed(f"inference failed: {type(exc).__name__}: {exc}") from exc
-        waveform = np.nan_to_num(waveform, nan=0.0, posinf=1.0, neginf=-1.0).astype(np.float32, copy=False)
-        return SynthesisResult(waveform=waveform, sampling_rate=self.sampling_rate, device=self.device)
+        return ForwardItem(
+            input_ids=ids,
+            seed=item.seed,
+            speaking_rate=item.speaking_rate,
+            noise_scale=item.noise_scale,
+            noise_scale_duration=item.noise_scale_duration,
+        )
+
+    def _forward(self, items: Sequence[ForwardItem], half: torch.dtype | None) -> list[Waveform]:
+        chunk = None if self._device.type == "cuda" else DECODE_CHUNK_FRAMES
+        output = forward_items(self._model, items, half=half, decode_chunk_frames=chunk)
+        return [Waveform(output.item(i), output.finite[i]) for i in range(len(items))]
+
+    def _alone(self, item: ForwardItem) -> npt.NDArray[np.float32]:
+        with torch.inference_mode():  # thread-local: a pool thread needs its own
+            [waveform] = self._checked([item])
+        return waveform
+
+    def _checked(self, items: Sequence[ForwardItem]) -> list[npt.NDArray[np.float32]]:
+        """Forward in the configured precision; redo in float32 the items half precision overflowed in.
+
+        The decoder ends in tanh, so audio never leaves [-1, 1]; an overflow shows up as inf or NaN before
+        that tanh (the forward reports it), which would come out as NaN or as clipping at full scale.
+        """
+        waveforms = self._forward(items, self._half)
+        if self._half is not None:
+            spoiled = [i for i, w in enumerate(waveforms) if not w.sound]
+            if spoiled:
+                logger.warning(
+                    "half precision overflowed; redoing in float32",
+                    extra={"items": len(spoiled), "of": len(items)},
+                )
+                redone = self._forward([items[i] for i in spoiled], None)
+                for index, waveform in zip(spoiled, redone, strict=True):
+                    waveforms[index] = waveform
+        if not all(w.sound for w in waveforms):
+            raise SynthesisFailed("the model produced non-finite values")
+        return [w.samples.float().cpu().numpy() for w in waveforms]

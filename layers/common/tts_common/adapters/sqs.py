@@ -68,6 +68,18 @@ class JobQueue:
                 Entries=[{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)],
             )
 
+    def change_visibility(self, receipt_handles: list[str], *, timeout_s: int) -> None:
+        """Keep messages in work invisible for `timeout_s` more seconds (a long job's heartbeat)."""
+        for start in range(0, len(receipt_handles), 10):
+            chunk = receipt_handles[start : start + 10]
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": timeout_s}
+                    for i, h in enumerate(chunk)
+                ],
+            )
+
     def ping(self) -> bool:
         try:
             self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])

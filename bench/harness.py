@@ -1,0 +1,347 @@
+"""The paths the benchmark times, on the same jobs: the seed's one-text-per-forward, the worker core, the raw
+batched model; and what it measures them with (wall clock, per-job completion, peak memory)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psutil
+import torch
+from tts_common.domain import SynthesisParams, audio_key_for, dedupe_key, normalize_text, seed_for
+from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
+from tts_worker.audio import encode_wav
+from tts_worker.batching import Piece, plan_groups
+from tts_worker.core import CoreConfig, WorkerCore
+from tts_worker.ports import QueueMessage
+from tts_worker.runtime import IO_WORKERS
+from tts_worker.synthesizer.base import SynthesisItem
+from tts_worker.synthesizer.vits import VitsSynthesizer
+from tts_worker.synthesizer.vits_forward import ForwardItem, forward_items
+from tts_worker.text_split import split_text
+
+# -- jobs ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    task_id: str
+    text: str
+    job: SynthesisJob
+
+    @property
+    def chars(self) -> int:
+        return len(self.text)
+
+    @property
+    def seed(self) -> int:
+        """The seed of the text's first piece: what the seed style seeds its one forward with."""
+        return seed_for(self.job.dedupe_key, 0)
+
+    def message(self) -> QueueMessage:
+        return QueueMessage(message_id=f"m-{self.task_id}", body=self.job.model_dump_json())
+
+
+def make_jobs(texts: Sequence[str], *, prefix: str, model_id: str) -> list[Job]:
+    params = SynthesisParams(model_id=model_id, language="fi")
+    jobs = []
+    for n, text in enumerate(texts):
+        task_id = f"{prefix}-{n}"
+        jobs.append(
+            Job(
+                task_id=task_id,
+                text=text,
+                job=SynthesisJob(
+                    task_id=task_id,
+                    dedupe_key=dedupe_key(normalize_text(text), params),
+                    language="fi",
+                    model_id=model_id,
+                    text=text,
+                    audio_key=audio_key_for(task_id),
+                    submitted_at=datetime(2026, 11, 27, tzinfo=UTC),
+                ),
+            )
+        )
+    return jobs
+
+
+# -- measurements --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One path over one set of jobs, all handed over at once (a burst, as from a queue)."""
+
+    chars: int
+    audio_s: float
+    wall_s: float
+    # Seconds from the start of the run to each job's WAV being written: queueing included.
+    latencies_s: list[float]
+    peak_rss_mb: float = 0.0
+    peak_gpu_mb: float = 0.0
+
+    @property
+    def chars_per_s(self) -> float:
+        return self.chars / self.wall_s
+
+    @property
+    def audio_per_wall(self) -> float:
+        return self.audio_s / self.wall_s
+
+    def latency(self, q: float) -> float:
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def median_run(runs: Sequence[Run]) -> Run:
+    """The run with the median throughput (its latencies and memory come with it)."""
+    ordered = sorted(runs, key=lambda r: r.chars_per_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+@contextmanager
+def peak_memory(device: str) -> Iterator[dict[str, float]]:
+    """Peak resident memory of this process (sampled every 5 ms) and peak CUDA memory, in MB."""
+    found = {"rss_mb": 0.0, "gpu_mb": 0.0}
+    process = psutil.Process()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            found["rss_mb"] = max(found["rss_mb"], process.memory_info().rss / 2**20)
+            stop.wait(0.005)
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        sampler.join()
+        found["rss_mb"] = max(found["rss_mb"], process.memory_info().rss / 2**20)
+        if device == "cuda":
+            found["gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed by earlier sets back to the OS, so each set's peak RSS is its own (glibc only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(device: str, jobs: Sequence[Job], body: Callable[[Callable[[], float]], list[float]]) -> Run:
+    """Run `body` (given a clock that reads seconds since the start) and collect its figures."""
+    _sync(device)
+    _release_freed_memory()
+    with peak_memory(device) as memory:
+        started = time.perf_counter()
+        latencies = body(lambda: time.perf_counter() - started)
+        _sync(device)
+        wall = time.perf_counter() - started
+    return Run(
+        chars=sum(j.chars for j in jobs),
+        audio_s=0.0,
+        wall_s=wall,
+        latencies_s=latencies,
+        peak_rss_mb=memory["rss_mb"],
+        peak_gpu_mb=memory["gpu_mb"],
+    )
+
+
+# -- the paths -----------------------------------------------------------------------------------------------
+
+
+def seed_style(synthesizer: VitsSynthesizer, jobs: Sequence[Job]) -> Run:
+    """What the seed did: one whole text per forward, `model(...)` after `torch.manual_seed`, then a WAV."""
+    model = synthesizer.model
+    device = synthesizer.device
+    rate = synthesizer.sampling_rate
+    audio = [0.0]
+
+    def body(clock: Callable[[], float]) -> list[float]:
+        done = []
+        with torch.inference_mode():
+            for job in jobs:
+                ids = synthesizer.token_ids(normalize_text(job.text)) or [0]
+                torch.manual_seed(job.seed)
+                output = model(input_ids=torch.tensor([ids], device=model.device))
+                length = int(output.sequence_lengths[0])
+                waveform = output.waveform[0, :length].float().cpu().numpy()
+                encode_wav(waveform, sampling_rate=rate)
+                audio[0] += length / rate
+                done.append(clock())
+        return done
+
+    run = _timed(device, jobs, body)
+    run.audio_s = audio[0]
+    return run
+
+
+class _TimedStore:
+    """An in-memory audio store that notes when each WAV arrives."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.written: dict[str, float] = {}
+        self.audio_s = 0.0
+        self._lock = threading.Lock()
+
+    def find_audio(self, audio_key: str) -> AudioInfo | None:
+        return None
+
+    def put_audio(self, info: AudioInfo, body: bytes, *, task_id: str) -> None:
+        with self._lock:
+            self.written[task_id] = self.clock()
+            self.audio_s += info.duration_s
+
+    def get_text(self, key: str) -> str:
+        raise KeyError(key)
+
+
+class _NoEvents:
+    def publish(self, event: LifecycleEvent) -> None:
+        pass
+
+
+def worker(
+    synthesizer: VitsSynthesizer, jobs: Sequence[Job], *, max_batch: int, max_piece_chars: int = 400
+) -> Run:
+    """The worker core, jobs in and WAV bytes out, in batches of `max_batch` messages."""
+    store: list[_TimedStore] = []
+
+    def body(clock: Callable[[], float]) -> list[float]:
+        timed = _TimedStore(clock)
+        store.append(timed)
+        core = WorkerCore(
+            synthesizer=synthesizer,
+            store=timed,
+            events=_NoEvents(),
+            config=CoreConfig(max_piece_chars=max_piece_chars, max_batch=max_batch, io_workers=IO_WORKERS),
+        )
+        messages = [j.message() for j in jobs]
+        for start in range(0, len(messages), max_batch):
+            outcomes = core.process_batch(messages[start : start + max_batch])
+            failed = [o for o in outcomes if not o.settled]
+            if failed:
+                raise RuntimeError(f"the worker failed jobs: {failed}")
+        return [timed.written[j.task_id] for j in jobs]
+
+    run = _timed(synthesizer.device, jobs, body)
+    run.audio_s = store[0].audio_s
+    return run
+
+
+def raw_model(synthesizer: VitsSynthesizer, jobs: Sequence[Job], *, batch: int) -> Run:
+    """The model alone on the worker's pieces: forward passes of up to `batch` pieces grouped by length (or
+    one by one on the CPU), no WAV, no core. What the core's overhead is measured against."""
+    pieces = []
+    for n, job in enumerate(jobs):
+        for index, text in enumerate(split_text(normalize_text(job.text), 400)):
+            ids = synthesizer.token_ids(text)
+            if ids is not None:
+                pieces.append(Piece(job=n, position=index, item=SynthesisItem(text=text, seed=index)))
+    by_length = synthesizer.pads_batches
+    groups = plan_groups(
+        pieces, max_items=batch if by_length else 1, max_padded_chars=64 * 400, by_length=by_length
+    )
+    forward_groups = [
+        [ForwardItem(synthesizer.token_ids(p.item.text) or [0], p.item.seed, 1.0, 0.667, 0.8) for p in group]
+        for group in groups
+    ]
+    audio = [0.0]
+    rate = synthesizer.sampling_rate
+    chunk = None if synthesizer.device == "cuda" else 600
+
+    def body(clock: Callable[[], float]) -> list[float]:
+        with torch.inference_mode():
+            for group in forward_groups:
+                output = forward_items(
+                    synthesizer.model, group, half=synthesizer.half, decode_chunk_frames=chunk
+                )
+                audio[0] += sum(output.lengths) / rate
+        _sync(synthesizer.device)
+        return [clock()] * len(jobs)
+
+    run = _timed(synthesizer.device, jobs, body)
+    run.audio_s = audio[0]
+    return run
+
+
+def padded_batches(synthesizer: VitsSynthesizer, texts: Sequence[str], *, batch: int) -> Run:
+    """One padded forward per `batch` texts (the CUDA path), whatever the device."""
+    items = [SynthesisItem(text=t, seed=n) for n, t in enumerate(texts)]
+    jobs = make_jobs(texts, prefix="padded", model_id=synthesizer.model_id)
+    audio = [0.0]
+
+    def body(clock: Callable[[], float]) -> list[float]:
+        for start in range(0, len(items), batch):
+            results = synthesizer.synthesize(items[start : start + batch])
+            audio[0] += sum(r.duration_s for r in results)
+        return [clock()] * len(items)
+
+    run = _timed(synthesizer.device, jobs, body)
+    run.audio_s = audio[0]
+    return run
+
+
+# -- the machine ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Machine:
+    cpu: str
+    cores: int
+    memory_gb: float
+    torch: str
+    transformers: str
+    threads: int
+    gpu: str | None
+    python: str
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    notes: list[str] = field(default_factory=list)
+
+
+def machine() -> Machine:
+    import transformers
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return Machine(
+        cpu=cpu,
+        cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+        memory_gb=psutil.virtual_memory().total / 2**30,
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        threads=torch.get_num_threads(),
+        gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        python=platform.python_version(),
+        load_before=os.getloadavg(),
+    )
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")

@@ -1,0 +1,243 @@
+"""`make bench`: the seed-style path and the worker side by side on the same Finnish texts.
+
+    python -m bench.run [--quick] [--rounds N] [--model mms-random] [--device auto|cpu|cuda]
+
+Prints the main table and writes docs/BENCHMARKS.md and docs/bench_throughput.png (on CUDA, when torch sees
+a GPU: docs/BENCHMARKS_CUDA.md and docs/bench_throughput_cuda.png). About 6 minutes on a 2-core CPU, 2 with
+--quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tts_worker.synthesizer.vits import VitsSynthesizer
+from tts_worker.text_split import split_text
+
+from bench import harness, texts
+from bench.harness import Run, make_jobs, median_run
+from bench.report import CATEGORIES, Results, summary, write
+
+ROOT = Path(__file__).resolve().parent.parent
+# A CPU run writes BENCHMARKS.md; a CUDA run writes its own pair, so neither overwrites the other.
+OUTPUTS = {
+    "cpu": (ROOT / "docs" / "BENCHMARKS.md", ROOT / "docs" / "bench_throughput.png"),
+    "cuda": (ROOT / "docs" / "BENCHMARKS_CUDA.md", ROOT / "docs" / "bench_throughput_cuda.png"),
+}
+SAVED = ROOT / ".cache" / "bench_results.pickle"
+
+# (characters per text, texts) per set: modest on a CPU, enough to fill batches on a GPU.
+CPU_SETS = {"short": (60, 6), "medium": (240, 3), "long": (1000, 1)}
+CPU_QUICK_SETS = {"short": (60, 4), "medium": (240, 2), "long": (500, 1)}
+CUDA_SETS = {"short": (60, 128), "medium": (240, 64), "long": (1000, 8)}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cold_start(path: str, model: str, device: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.coldstart", path, model, device],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    ).stdout
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def side_by_side(
+    synthesizer: VitsSynthesizer, results: Results, sets: dict[str, tuple[int, int]], rounds: int
+) -> None:
+    for offset, category in enumerate(CATEGORIES):
+        size, count = sets[category]
+        jobs = make_jobs(texts.texts(size, count, offset=offset), prefix=category, model_id=results.model)
+        results.sizes[category] = (size, count)
+        found: dict[str, list[Run]] = {"seed": [], "worker": []}
+        for n in range(rounds):
+            # Alternate which goes first, so neither always meets the machine's warmer (or busier) moment.
+            order = ("seed", "worker") if n % 2 == 0 else ("worker", "seed")
+            for path in order:
+                if path == "seed":
+                    run = harness.seed_style(synthesizer, jobs)
+                else:
+                    run = harness.worker(synthesizer, jobs, max_batch=results.max_batch)
+                found[path].append(run)
+                log(f"{category} round {n + 1} {path}: {run.chars_per_s:,.1f} chars/s")
+        results.runs[category] = {path: median_run(runs) for path, runs in found.items()}
+        if results.device == "cuda" or category != "long":
+            results.raw[category] = harness.raw_model(synthesizer, jobs, batch=results.max_batch)
+
+
+def cpu_sweeps(synthesizer: VitsSynthesizer, results: Results, quick: bool) -> None:
+    from tts_worker.synthesizer.cpu_threads import pin_this_thread
+    from tts_worker.synthesizer.vits import VitsSynthesizer
+    from tts_worker.synthesizer.vits_forward import _decode, _decode_in_chunks
+
+    cores = results.machine.cores
+    short = texts.texts(60, 4 if quick else 6, offset=5)
+    jobs = make_jobs(short, prefix="threads", model_id=results.model)
+
+    def variant(*, cpu_workers: int = 1, batch_forward: bool | None = None) -> VitsSynthesizer:
+        return VitsSynthesizer(
+            model=synthesizer.model,
+            tokenizer=synthesizer.tokenizer,
+            model_id=results.model,
+            cpu_workers=cpu_workers,
+            batch_forward=batch_forward,
+        )
+
+    paired = variant(cpu_workers=cores) if cores > 1 else None
+    pin_this_thread(1)
+    one_thread = harness.worker(synthesizer, jobs, max_batch=results.max_batch)
+    pin_this_thread(cores)
+    default = harness.worker(synthesizer, jobs, max_batch=results.max_batch)
+    results.threads = [
+        ("1 piece at a time, all cores (default)", default),
+        ("1 piece at a time, 1 thread", one_thread),
+    ]
+    if paired is not None:
+        results.threads.append(
+            (
+                f"{cores} pieces side by side, 1 thread each",
+                harness.worker(paired, jobs, max_batch=results.max_batch),
+            )
+        )
+    log("threads: " + ", ".join(f"{label}: {run.chars_per_s:,.1f}" for label, run in results.threads))
+
+    padded = variant(batch_forward=True)
+    results.batches["fp32"] = [
+        (batch, harness.padded_batches(padded, short[: max(batch, 4)], batch=batch)) for batch in (1, 2, 4)
+    ]
+    log("padded batches: " + ", ".join(f"{b}: {r.chars_per_s:,.1f}" for b, r in results.batches["fp32"]))
+    if quick:
+        return
+
+    sentence = [texts.one_long_sentence(480)]
+    for limit in (100, 200, 400):
+        piece_jobs = make_jobs(sentence, prefix=f"pieces-{limit}", model_id=results.model)
+        run = harness.worker(synthesizer, piece_jobs, max_batch=results.max_batch, max_piece_chars=limit)
+        results.pieces.append((limit, len(split_text(sentence[0], limit)), run))
+    log("piece length: " + ", ".join(f"{n}: {r.chars_per_s:,.1f}" for n, _, r in results.pieces))
+
+    decoder = synthesizer.model.decoder
+    hop = math.prod(synthesizer.model.config.upsample_rates) / synthesizer.sampling_rate
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for frames, chunk in ((400, None), (1200, None), (1200, 600)):
+            spectrogram = torch.randn(1, synthesizer.model.config.flow_size, frames, generator=generator)
+            started = time.perf_counter()
+            if chunk is None:
+                _decode(decoder, spectrogram, None)
+            else:
+                _decode_in_chunks(decoder, spectrogram, chunk)
+            elapsed = time.perf_counter() - started
+            label = f"{frames} frames ({frames * hop:.1f} s of audio), " + (
+                "one decode" if chunk is None else f"in {chunk}-frame chunks"
+            )
+            results.decoder.append((label, frames * hop / elapsed))
+    log("decoder: " + ", ".join(f"{label}: {v:.2f}" for label, v in results.decoder))
+
+
+def cuda_sweeps(synthesizer: VitsSynthesizer, results: Results) -> None:
+    from tts_worker.synthesizer.vits import VitsSynthesizer
+
+    short = texts.texts(60, 64, offset=5)
+    for precision, half in (("fp32", None), ("fp16 autocast", torch.float16)):
+        variant = VitsSynthesizer(
+            model=synthesizer.model, tokenizer=synthesizer.tokenizer, model_id=results.model, half=half
+        )
+        results.batches[precision] = [
+            (batch, harness.padded_batches(variant, short, batch=batch)) for batch in (1, 4, 16, 64)
+        ]
+        log(f"{precision}: " + ", ".join(f"{b}: {r.chars_per_s:,.0f}" for b, r in results.batches[precision]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer and shorter inputs, no piece/decoder sweeps"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds per set (default 1 on CPU, 3 on CUDA)"
+    )
+    parser.add_argument("--model", default="mms-random", help="a generated model name, hub id or directory")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--dtype", default="auto", help="the worker's TTS_DTYPE (auto: fp16 on CUDA)")
+    parser.add_argument("--max-batch", type=int, default=None, help="TTS_MAX_BATCH (default 16 CPU, 64 CUDA)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--render-only", action="store_true", help=f"rewrite docs/ from the last run's {SAVED.name}"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.render_only:
+        results = pickle.loads(SAVED.read_bytes())  # our own file, written by the run below
+        document, image = OUTPUTS[results.device]
+        write(results, document=document, image=image)
+        print("\n".join(summary(results)))
+        return 0
+    started = time.perf_counter()
+
+    from tts_worker.synthesizer import random_models
+    from tts_worker.synthesizer.loader import load_synthesizer
+    from tts_worker.synthesizer.vits import VitsSynthesizer, resolve_device
+
+    device = resolve_device(args.device).type
+    if random_models.is_generated(args.model):
+        random_models.ensure_generated(args.model)  # built once, before anything is timed
+    log(f"cold start on {device} (fresh interpreters)")
+    cold = {path: cold_start(path, args.model, device) for path in ("seed", "worker")}
+
+    synthesizer = load_synthesizer(args.model, device=device, dtype=args.dtype)
+    assert isinstance(synthesizer, VitsSynthesizer)
+    machine = harness.machine()
+    results = Results(
+        machine=machine,
+        model=args.model,
+        parameters_m=sum(p.numel() for p in synthesizer.model.parameters()) / 1e6,
+        device=device,
+        compute_dtype=str(synthesizer.half or torch.float32).replace("torch.", ""),
+        command=" ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
+        quick=args.quick,
+        max_batch=args.max_batch or (64 if device == "cuda" else 16),
+        rounds=args.rounds or (3 if device == "cuda" else 1),
+        cold=cold,
+    )
+    sets = CUDA_SETS if device == "cuda" else (CPU_QUICK_SETS if args.quick else CPU_SETS)
+    log(f"side by side: {sets}, {results.rounds} round(s)")
+    side_by_side(synthesizer, results, sets, results.rounds)
+    if device == "cuda":
+        cuda_sweeps(synthesizer, results)
+    else:
+        cpu_sweeps(synthesizer, results, args.quick)
+    machine.load_after = os.getloadavg()
+    results.elapsed_s = time.perf_counter() - started
+
+    print("\n".join(summary(results)))
+    for path, figures in cold.items():
+        print(f"cold start {path}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
+    if not args.no_write:
+        SAVED.parent.mkdir(parents=True, exist_ok=True)
+        SAVED.write_bytes(pickle.dumps(results))
+        document, image = OUTPUTS[device]
+        write(results, document=document, image=image)
+        print(f"wrote {document.relative_to(ROOT)} and {image.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
