@@ -67,15 +67,15 @@ class DeploymentConfig:
     # Jobs queue and worker (both modes)
     max_receive_count: int = 3
     worker_timeout_s: int = 900
-    tts_max_batch: int = 16
-    tts_max_wait_ms: int = 50
-    tts_dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
+    tts_max_batch: int = 64
+    tts_max_wait_ms: int = 250
+    tts_dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
 
     # worker=lambda
     worker_memory_mb: int = 3008
     worker_reserved_concurrency: int | None = None
     worker_max_concurrency: int = 5
-    worker_batch_size: int = 4
+    worker_batch_size: int = 1
     worker_batch_window_s: int = 1
 
     # worker=ecs
