@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import psutil
 import torch
+
 from tts_common.domain import SynthesisParams, audio_key_for, dedupe_key, normalize_text, seed_for
 from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
 from tts_worker.audio import encode_wav

@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 import torch
-from tts_worker.synthesizer.vits import VitsSynthesizer
-from tts_worker.text_split import split_text
 
 from bench import harness, texts
 from bench.harness import Run, make_jobs, median_run
 from bench.report import CATEGORIES, Results, summary, write
+from tts_worker.synthesizer.vits import VitsSynthesizer
+from tts_worker.text_split import split_text
 
 ROOT = Path(__file__).resolve().parent.parent
 # A CPU run writes BENCHMARKS.md; a CUDA run writes its own pair, so neither overwrites the other.

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 import boto3
+
 from tts_common.storage import schema
 from tts_common.storage.models import records_for
 from tts_common.storage.repository import create_table

@@ -11,9 +11,9 @@ from aws_cdk import Fn
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from tts_common.storage import schema
 
 from infra import constants
+from tts_common.storage import schema
 
 
 class StatefulRefs(Construct):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi.testclient import TestClient
+
+from tests.api.support import events_on_queue, jobs_on_queue
 from tts_api import deps
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.s3 import AudioStore
 from tts_common.adapters.sqs import JobQueue
-
-from tests.api.support import events_on_queue, jobs_on_queue
 
 
 def test_root_names_the_service(client):

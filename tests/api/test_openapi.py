@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tts_api.app import create_app
 
 ERROR_REF = "#/components/schemas/ErrorResponse"

@@ -12,6 +12,7 @@ from botocore.exceptions import EndpointConnectionError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from tts_api import service
 from tts_api.errors import status_for
 from tts_api.schemas import ConvertMultipleRequest, ConvertRequest

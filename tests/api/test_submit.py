@@ -6,9 +6,9 @@ import threading
 
 import pytest
 from fastapi.testclient import TestClient
-from tts_common.domain import TaskStatus, dedupe_key, normalize_text, text_key_for
 
 from tests.api.support import aws_client, events_on_queue, jobs_on_queue
+from tts_common.domain import TaskStatus, dedupe_key, normalize_text, text_key_for
 
 TEXT = "Hyvää huomenta, maailma!"
 

@@ -7,6 +7,7 @@ import string
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
 from tts_common.domain import (
     SynthesisParams,
     audio_key_for,

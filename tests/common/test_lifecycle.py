@@ -7,6 +7,7 @@ from functools import reduce
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tts_common.domain import STATUS_RANK, TaskStatus
 from tts_common.lifecycle import LifecycleState, apply_event
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent, Progress

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from tts_common.domain import SynthesisParams, TaskStatus, dedupe_key
 from tts_common.exceptions import InvalidPageToken, TaskNotFound
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
@@ -238,6 +239,7 @@ def test_processing_time_stat_does_not_depend_on_event_order(resources) -> None:
 
 def test_a_transaction_conflict_counts_as_a_lost_race() -> None:
     from pynamodb.exceptions import CancellationReason, TransactWriteError
+
     from tts_common.storage.repository import _cancel_reasons, _lost_a_race
 
     class Conflict(TransactWriteError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tts_common.exceptions import ConfigurationError
 from tts_common.settings import ApiSettings, WorkerSettings, load_settings
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 from infra_helpers import Assembly
-from tts_common.storage import schema
 
 from infra import constants
+from tts_common.storage import schema
 
 pytestmark = pytest.mark.infra
 

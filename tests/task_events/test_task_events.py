@@ -7,11 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
+from tests.conftest import drain, sqs_event
 from tts_common.domain import SynthesisParams, TaskStatus, dedupe_key
 from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
 from tts_common.task import Task
-
-from tests.conftest import drain, sqs_event
 
 
 def make_task(repository, *, at: datetime, text: str = "Hei maailma") -> Task:

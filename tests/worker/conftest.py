@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tts_worker.synthesizer.base import Synthesizer
 
 from tests.worker.support import TINY, FakeSynthesizer, MemoryEvents, MemoryMetrics, MemoryStore, WorkerAws
+from tts_worker.synthesizer.base import Synthesizer
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+
 from tts_common.domain import SynthesisParams, audio_key_for, dedupe_key, normalize_text, text_key_for
 from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tts_worker.batching import Piece, plan_groups
 from tts_worker.synthesizer.base import SynthesisItem
 

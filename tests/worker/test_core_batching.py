@@ -7,11 +7,6 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tts_common.domain import TaskStatus, audio_key_for
-from tts_common.exceptions import SynthesisFailed
-from tts_worker.core import CoreConfig, WorkerCore
-from tts_worker.failures import Disposition
-from tts_worker.ports import QueueMessage
 
 from tests.worker.support import (
     BatchingFakeSynthesizer,
@@ -21,6 +16,11 @@ from tests.worker.support import (
     job_body,
     statuses,
 )
+from tts_common.domain import TaskStatus, audio_key_for
+from tts_common.exceptions import SynthesisFailed
+from tts_worker.core import CoreConfig, WorkerCore
+from tts_worker.failures import Disposition
+from tts_worker.ports import QueueMessage
 
 TEXTS = {
     "short": "Hei.",

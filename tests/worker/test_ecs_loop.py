@@ -10,14 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from tests.worker.support import CountingSynthesizer, FakeSynthesizer, WorkerAws, job_body, raw_json, statuses
 from tts_common.domain import TaskStatus, audio_key_for, text_key_for
 from tts_common.settings import WorkerSettings
 from tts_worker import ecs_loop
 from tts_worker.ecs_loop import run_loop
 from tts_worker.runtime import build_core, build_queue
 from tts_worker.synthesizer.base import Synthesizer
-
-from tests.worker.support import CountingSynthesizer, FakeSynthesizer, WorkerAws, job_body, raw_json, statuses
 
 pytestmark = pytest.mark.model
 

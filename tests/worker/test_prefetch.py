@@ -6,6 +6,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
+
 from tts_worker import prefetch
 from tts_worker.synthesizer.base import SynthesisItem
 from tts_worker.synthesizer.vits import VitsSynthesizer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tts_worker.text_split import split_sentences, split_text
 
 ALPHABET = "aeiouyäöåklmnprstvAEKLMÄÖ" + "      " + ".,!?;:…—\"'”)" + "\n\t"

@@ -7,13 +7,13 @@ import time
 from collections.abc import Sequence
 
 import pytest
+
+from tests.worker.support import FakeSynthesizer, WorkerAws, job_body
 from tts_common.settings import WorkerSettings
 from tts_worker.core import WorkerCore
 from tts_worker.ecs_loop import VisibilityHeartbeat, run_loop
 from tts_worker.runtime import build_core, build_queue
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult
-
-from tests.worker.support import FakeSynthesizer, WorkerAws, job_body
 
 
 class RecordingQueue:

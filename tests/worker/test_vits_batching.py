@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
 from tts_common.exceptions import SynthesisFailed
 from tts_worker.audio import encode_wav
 from tts_worker.synthesizer.base import SynthesisItem

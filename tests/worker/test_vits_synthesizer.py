@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from tts_common.exceptions import EmptyTokenization, ModelLoadError
 from tts_worker.audio import encode_wav
 from tts_worker.synthesizer.base import SynthesisItem, Synthesizer
@@ -107,6 +108,7 @@ def test_an_unknown_hub_id_offline_fails_with_a_message_naming_tts_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import huggingface_hub.constants
+
     from tts_worker.synthesizer.loader import load_synthesizer
 
     # Given: no network, an empty hub cache
@@ -131,6 +133,7 @@ def test_a_missing_local_directory_fails_with_model_load_error(tmp_path: Path) -
 
 def test_cuda_asked_for_on_a_machine_without_it_fails_at_start(tiny_model_dir: Path) -> None:
     import torch
+
     from tts_worker.synthesizer.vits import VitsSynthesizer
 
     if torch.cuda.is_available():
@@ -150,6 +153,7 @@ def test_the_generated_model_is_reused_from_the_cache(model_cache_dir: Path, tin
 def test_the_full_mms_architecture_has_36m_parameters() -> None:
     import torch
     from transformers import VitsModel
+
     from tts_worker.synthesizer.random_models import VOCABULARY, mms_config
 
     with torch.device("meta"):  # shapes only: no memory, no init time

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import soundfile as sf
+
 from tts_worker.audio import encode_wav, join_pieces, to_pcm16
 
 

@@ -8,13 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import soundfile as sf
-from tts_common.domain import TaskStatus, audio_key_for, seed_for, text_key_for
-from tts_common.exceptions import SynthesisFailed
-from tts_common.messages import AudioInfo
-from tts_worker.core import CoreConfig, WorkerCore
-from tts_worker.failures import Disposition
-from tts_worker.job_input import parse_job, recover_task_id
-from tts_worker.ports import QueueMessage
 
 from tests.worker.support import (
     SAMPLING_RATE,
@@ -27,6 +20,13 @@ from tests.worker.support import (
     raw_json,
     statuses,
 )
+from tts_common.domain import TaskStatus, audio_key_for, seed_for, text_key_for
+from tts_common.exceptions import SynthesisFailed
+from tts_common.messages import AudioInfo
+from tts_worker.core import CoreConfig, WorkerCore
+from tts_worker.failures import Disposition
+from tts_worker.job_input import parse_job, recover_task_id
+from tts_worker.ports import QueueMessage
 
 
 def make_core(

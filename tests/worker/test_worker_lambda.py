@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import soundfile as sf
+
+from tests.worker.support import CountingSynthesizer, WorkerAws, job_body, raw_json, sqs_event, statuses
 from tts_common.domain import TaskStatus, audio_key_for, text_key_for
 from tts_common.settings import WorkerSettings, cached_settings
 from tts_worker import lambda_handler
 from tts_worker.runtime import build_core
 from tts_worker.synthesizer.base import Synthesizer
-
-from tests.worker.support import CountingSynthesizer, WorkerAws, job_body, raw_json, sqs_event, statuses
 
 pytestmark = pytest.mark.model
 

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
-from tts_common import __version__
-from tts_common.settings import ApiSettings, cached_settings
 
 from tts_api.errors import install_error_handlers, strip_default_validation_responses
 from tts_api.routes import health, tts
+from tts_common import __version__
+from tts_common.settings import ApiSettings, cached_settings
 
 
 class _CorsFromSettings:

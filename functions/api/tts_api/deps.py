@@ -12,15 +12,15 @@ from typing import Annotated
 
 from aws_lambda_powertools import Metrics
 from fastapi import Depends, Request
+
+from tts_api import observability
+from tts_api.service import Clock
 from tts_common import wiring
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.s3 import AudioStore
 from tts_common.adapters.sqs import JobQueue
 from tts_common.settings import ApiSettings, cached_settings
 from tts_common.storage.repository import TaskRepository
-
-from tts_api import observability
-from tts_api.service import Clock
 
 
 def get_settings(request: Request) -> ApiSettings:

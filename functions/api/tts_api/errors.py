@@ -18,6 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tts_api.observability import logger
+from tts_api.schemas import ErrorResponse
 from tts_common.exceptions import (
     ConcurrentUpdate,
     DependencyUnavailable,
@@ -27,9 +30,6 @@ from tts_common.exceptions import (
     TaskNotReady,
     TTSError,
 )
-
-from tts_api.observability import logger
-from tts_api.schemas import ErrorResponse
 
 # Looked up along the exception's MRO, so a subclass (UnsupportedLanguage) inherits its parent's status.
 STATUS_BY_ERROR: dict[type[TTSError], int] = {

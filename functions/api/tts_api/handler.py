@@ -7,10 +7,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
-from tts_common.settings import ApiSettings, cached_settings
 
 from tts_api.app import create_app
 from tts_api.observability import logger, metrics, tracer
+from tts_common.settings import ApiSettings, cached_settings
 
 # Read at cold start: a bad setting fails the init, naming the variable.
 app = create_app(settings=cached_settings(ApiSettings))

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
 from tts_common.domain import MAX_FILENAME_CHARS, TaskStatus, validate_custom_filename
 from tts_common.exceptions import InvalidInput
 from tts_common.task import Task, TaskStats

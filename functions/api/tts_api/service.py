@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tts_api.observability import logger
 from tts_common.adapters import DEPENDENCY_ERRORS
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.s3 import AudioStore, PresignedDownload
@@ -38,8 +39,6 @@ from tts_common.messages import LifecycleEvent
 from tts_common.settings import ApiSettings
 from tts_common.storage.repository import TaskRepository
 from tts_common.task import Task, TaskPage, TaskStats
-
-from tts_api.observability import logger
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+
 from tts_common.exceptions import MalformedJob
 from tts_common.messages import LifecycleEvent
 from tts_common.storage.repository import TaskRepository

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
 from pydantic import Field
+
 from tts_common.adapters.aws import client
 from tts_common.adapters.sqs import JobQueue
 from tts_common.settings import TaskEventsSettings, load_settings
 from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
-
 from tts_task_events.logic import apply_message
 from tts_task_events.sweeper import policy_from, sweep
 

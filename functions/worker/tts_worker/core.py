@@ -22,7 +22,6 @@ from tts_common.domain import TaskStatus, normalize_text, seed_for
 from tts_common.exceptions import EmptyTokenization, MalformedJob
 from tts_common.messages import AudioInfo, Progress, SynthesisJob
 from tts_common.settings import WorkerSettings
-
 from tts_worker.audio import PIECE_PAUSE_S, WavAssembler
 from tts_worker.batching import Piece, plan_groups
 from tts_worker.failures import Disposition

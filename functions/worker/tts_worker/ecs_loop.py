@@ -18,10 +18,10 @@ from typing import Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
 from tts_common.adapters.sqs import ReceivedMessage
 from tts_common.exceptions import ConfigurationError, ModelLoadError
 from tts_common.settings import WorkerSettings, load_settings
-
 from tts_worker.core import WorkerCore
 from tts_worker.failures import Disposition
 from tts_worker.runtime import build_core, build_queue

@@ -6,6 +6,7 @@ import json
 import math
 
 from pydantic import ValidationError
+
 from tts_common.domain import audio_key_for
 from tts_common.exceptions import MalformedJob
 from tts_common.messages import SynthesisJob

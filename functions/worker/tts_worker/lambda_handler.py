@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from tts_common.exceptions import TransientJobError
 from tts_common.settings import WorkerSettings, cached_settings
-
 from tts_worker.core import WorkerCore
 from tts_worker.ports import QueueMessage
 from tts_worker.runtime import build_core

@@ -5,7 +5,6 @@ from __future__ import annotations
 from tts_common.adapters.sqs import JobQueue
 from tts_common.settings import WorkerSettings
 from tts_common.wiring import audio_store_from, job_queue_from, publisher_from
-
 from tts_worker.core import CoreConfig, WorkerCore
 from tts_worker.ports import MetricsSink
 from tts_worker.synthesizer.base import Synthesizer

@@ -7,7 +7,6 @@ from typing import Annotated
 from aws_lambda_powertools import Metrics
 from fastapi import APIRouter, Query, status
 from fastapi.responses import RedirectResponse
-from tts_common.domain import MAX_FILENAME_CHARS, TaskStatus
 
 from tts_api import service
 from tts_api.deps import (
@@ -31,6 +30,7 @@ from tts_api.schemas import (
     Download,
     Stats,
 )
+from tts_common.domain import MAX_FILENAME_CHARS, TaskStatus
 
 router = APIRouter(prefix="/api/v1/tts", tags=["tts"])
 

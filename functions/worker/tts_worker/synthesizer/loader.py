@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from tts_common.exceptions import ModelLoadError
-
 from tts_worker.synthesizer.base import Synthesizer
 
 logger = logging.getLogger(__name__)

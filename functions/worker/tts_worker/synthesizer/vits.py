@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from transformers import AutoTokenizer, VitsModel
-from tts_common.exceptions import EmptyTokenization, ModelLoadError, SynthesisFailed
 
+from tts_common.exceptions import EmptyTokenization, ModelLoadError, SynthesisFailed
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
 from tts_worker.synthesizer.cpu_threads import pin_this_thread, single_threaded_pool
 from tts_worker.synthesizer.vits_forward import ForwardItem, forward_items
