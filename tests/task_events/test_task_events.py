@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import drain, sqs_event
+from tests.sqs_support import drain, sqs_event
 from tts_common.domain import SynthesisParams, TaskStatus, dedupe_key
 from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
 from tts_common.task import Task

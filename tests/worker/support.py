@@ -237,30 +237,5 @@ class WorkerAws:
         return bytes(self.s3.get_object(Bucket=self.resources.bucket_name, Key=key)["Body"].read())
 
 
-def sqs_event(bodies: Sequence[str], *, receive_count: int = 1) -> dict[str, Any]:
-    """An SQS event as Lambda delivers it to the worker function."""
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{i}",
-                "receiptHandle": f"r-{i}",
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": str(receive_count),
-                    "SentTimestamp": "1764244800000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1764244800000",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "0",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:worker-jobs",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
-
-
 def raw_json(**fields: Any) -> str:
     return json.dumps(fields)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import soundfile as sf
 
-from tests.worker.support import CountingSynthesizer, WorkerAws, job_body, raw_json, sqs_event, statuses
+from tests.sqs_support import sqs_event
+from tests.worker.support import CountingSynthesizer, WorkerAws, job_body, raw_json, statuses
 from tts_common.domain import TaskStatus, audio_key_for, text_key_for
 from tts_common.settings import WorkerSettings, cached_settings
 from tts_worker import lambda_handler
