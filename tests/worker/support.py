@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from tts_common.domain import SynthesisParams, audio_key_for, dedupe_key, normalize_text, text_key_for
 from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
+from tts_worker.core import CoreConfig, WorkerCore
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
 
 SAMPLING_RATE = 16_000
@@ -239,3 +241,22 @@ class WorkerAws:
 
 def raw_json(**fields: Any) -> str:
     return json.dumps(fields)
+
+
+def make_core(
+    synthesizer: FakeSynthesizer,
+    store: MemoryStore,
+    events: MemoryEvents,
+    metrics: MemoryMetrics | None = None,
+    **config: object,
+) -> WorkerCore:
+    """A core on in-memory ports, with a clock that ticks one millisecond per reading."""
+    ticks = itertools.count()
+    return WorkerCore(
+        synthesizer=synthesizer,
+        store=store,
+        events=events,
+        config=CoreConfig(**config),  # type: ignore[arg-type]
+        metrics=metrics,
+        clock=lambda: datetime(2026, 11, 27, tzinfo=UTC) + timedelta(milliseconds=next(ticks)),
+    )

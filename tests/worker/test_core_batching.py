@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import tracemalloc
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,11 +12,11 @@ from tests.worker.support import (
     MemoryEvents,
     MemoryStore,
     job_body,
+    make_core,
     statuses,
 )
 from tts_common.domain import TaskStatus, audio_key_for
 from tts_common.exceptions import SynthesisFailed
-from tts_worker.core import CoreConfig, WorkerCore
 from tts_worker.failures import Disposition
 from tts_worker.ports import QueueMessage
 
@@ -30,19 +28,6 @@ TEXTS = {
 }
 
 
-def core_with(
-    synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents, **config: object
-) -> WorkerCore:
-    ticks = itertools.count()
-    return WorkerCore(
-        synthesizer=synthesizer,
-        store=store,
-        events=events,
-        config=CoreConfig(**config),  # type: ignore[arg-type]
-        clock=lambda: datetime(2026, 11, 27, tzinfo=UTC) + timedelta(milliseconds=next(ticks)),
-    )
-
-
 def batch_of(texts: dict[str, str]) -> list[QueueMessage]:
     return [QueueMessage(message_id=f"m-{t}", body=job_body(text, task_id=t)) for t, text in texts.items()]
 
@@ -52,7 +37,7 @@ def audio_alone(texts: dict[str, str]) -> dict[str, bytes]:
     found = {}
     for task_id, text in texts.items():
         store = MemoryStore()
-        core_with(FakeSynthesizer(), store, MemoryEvents()).process_batch(batch_of({task_id: text}))
+        make_core(FakeSynthesizer(), store, MemoryEvents()).process_batch(batch_of({task_id: text}))
         found[task_id] = store.audio[audio_key_for(task_id)][1]
     return found
 
@@ -61,7 +46,7 @@ def test_pieces_of_all_jobs_are_grouped_by_length_one_call_per_group() -> None:
     # Given: a synthesizer that takes any number of items per call
     synthesizer = BatchingFakeSynthesizer()
     store = MemoryStore()
-    core = core_with(synthesizer, store, MemoryEvents(), max_batch=4)
+    core = make_core(synthesizer, store, MemoryEvents(), max_batch=4)
 
     # When
     outcomes = core.process_batch(batch_of(TEXTS))
@@ -77,7 +62,7 @@ def test_pieces_of_all_jobs_are_grouped_by_length_one_call_per_group() -> None:
 @pytest.mark.parametrize("io_workers", [1, 4])
 def test_batching_does_not_change_any_jobs_audio(io_workers: int) -> None:
     store = MemoryStore()
-    core = core_with(BatchingFakeSynthesizer(), store, MemoryEvents(), max_batch=5, io_workers=io_workers)
+    core = make_core(BatchingFakeSynthesizer(), store, MemoryEvents(), max_batch=5, io_workers=io_workers)
 
     core.process_batch(batch_of(TEXTS))
 
@@ -86,7 +71,7 @@ def test_batching_does_not_change_any_jobs_audio(io_workers: int) -> None:
 
 def test_the_padded_size_bound_limits_each_call() -> None:
     synthesizer = BatchingFakeSynthesizer()
-    core = core_with(synthesizer, MemoryStore(), MemoryEvents(), max_batch=64, max_group_chars=120)
+    core = make_core(synthesizer, MemoryStore(), MemoryEvents(), max_batch=64, max_group_chars=120)
 
     core.process_batch(batch_of(TEXTS))
 
@@ -98,7 +83,7 @@ def test_a_bad_piece_fails_only_its_own_job_in_a_shared_group() -> None:
     # Given: one piece of the "two" job breaks the model whenever it is in a call
     synthesizer = BatchingFakeSynthesizer(failures={"Kuinka": SynthesisFailed("nan in the output")})
     store, events = MemoryStore(), MemoryEvents()
-    core = core_with(synthesizer, store, events, max_batch=16)
+    core = make_core(synthesizer, store, events, max_batch=16)
 
     # When
     outcomes = {o.task_id: o.disposition for o in core.process_batch(batch_of(TEXTS))}
@@ -120,7 +105,7 @@ def test_a_bad_piece_fails_only_its_own_job_in_a_shared_group() -> None:
 
 def test_a_failed_jobs_later_pieces_are_not_synthesized() -> None:
     synthesizer = BatchingFakeSynthesizer(failures={"numero 0,": SynthesisFailed("broken")})
-    core = core_with(synthesizer, MemoryStore(), MemoryEvents(), max_batch=1)
+    core = make_core(synthesizer, MemoryStore(), MemoryEvents(), max_batch=1)
 
     [outcome] = core.process_batch(batch_of({"long": TEXTS["long"]}))
 
@@ -130,7 +115,7 @@ def test_a_failed_jobs_later_pieces_are_not_synthesized() -> None:
 
 def test_a_batched_long_job_reports_progress_per_group() -> None:
     events = MemoryEvents()
-    core = core_with(BatchingFakeSynthesizer(), MemoryStore(), events, max_batch=3, progress_interval_s=0)
+    core = make_core(BatchingFakeSynthesizer(), MemoryStore(), events, max_batch=3, progress_interval_s=0)
 
     core.process_batch(batch_of({"long": TEXTS["long"]}))
 
@@ -163,7 +148,7 @@ def test_a_100k_character_text_is_split_streamed_and_written_in_one_file() -> No
     text = (sentence * (100_000 // len(sentence) + 1))[:100_000]
     store, events = MemoryStore(), MemoryEvents()
     synthesizer = QuietFakeSynthesizer()
-    core = core_with(synthesizer, store, events, max_piece_chars=400)
+    core = make_core(synthesizer, store, events, max_piece_chars=400)
 
     # When
     tracemalloc.start()
@@ -193,7 +178,7 @@ def test_a_progress_event_that_cannot_be_published_fails_only_its_job() -> None:
             super().publish(event)
 
     store, events = MemoryStore(), FlakyEvents()
-    core = core_with(BatchingFakeSynthesizer(), store, events, max_batch=3, progress_interval_s=0)
+    core = make_core(BatchingFakeSynthesizer(), store, events, max_batch=3, progress_interval_s=0)
 
     # When
     outcomes = {o.task_id: o.disposition for o in core.process_batch(batch_of(TEXTS))}

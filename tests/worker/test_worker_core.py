@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import itertools
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import soundfile as sf
@@ -16,6 +15,7 @@ from tests.worker.support import (
     MemoryMetrics,
     MemoryStore,
     job_body,
+    make_core,
     make_job,
     raw_json,
     statuses,
@@ -23,28 +23,10 @@ from tests.worker.support import (
 from tts_common.domain import TaskStatus, audio_key_for, seed_for, text_key_for
 from tts_common.exceptions import SynthesisFailed
 from tts_common.messages import AudioInfo
-from tts_worker.core import CoreConfig, WorkerCore
+from tts_worker.core import WorkerCore
 from tts_worker.failures import Disposition
 from tts_worker.job_input import parse_job, recover_task_id
 from tts_worker.ports import QueueMessage
-
-
-def make_core(
-    synthesizer: FakeSynthesizer,
-    store: MemoryStore,
-    events: MemoryEvents,
-    metrics: MemoryMetrics | None = None,
-    **config: object,
-) -> WorkerCore:
-    ticks = itertools.count()
-    return WorkerCore(
-        synthesizer=synthesizer,
-        store=store,
-        events=events,
-        config=CoreConfig(**config),  # type: ignore[arg-type]
-        metrics=metrics,
-        clock=lambda: datetime(2026, 11, 27, tzinfo=UTC) + timedelta(milliseconds=next(ticks)),
-    )
 
 
 def message(body: str, receive_count: int = 1, message_id: str = "m-1") -> QueueMessage:
