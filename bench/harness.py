@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import platform
 import statistics
@@ -14,7 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import psutil
 import torch
 
@@ -27,7 +30,7 @@ from tts_worker.ports import QueueMessage
 from tts_worker.runtime import IO_WORKERS
 from tts_worker.synthesizer.base import SynthesisItem
 from tts_worker.synthesizer.vits import VitsSynthesizer
-from tts_worker.synthesizer.vits_forward import ForwardItem, forward_items
+from tts_worker.synthesizer.vits_forward import Decode, ForwardItem, _decode, _decode_in_chunks
 from tts_worker.text_split import split_text
 
 # -- jobs ----------------------------------------------------------------------------------------------------
@@ -267,15 +270,10 @@ def raw_model(synthesizer: VitsSynthesizer, jobs: Sequence[Job], *, batch: int) 
     ]
     audio = [0.0]
     rate = synthesizer.sampling_rate
-    chunk = None if synthesizer.device == "cuda" else 600
 
     def body(clock: Callable[[], float]) -> list[float]:
-        with torch.inference_mode():
-            for group in forward_groups:
-                output = forward_items(
-                    synthesizer.model, group, half=synthesizer.half, decode_chunk_frames=chunk
-                )
-                audio[0] += sum(output.lengths) / rate
+        for group in forward_groups:
+            audio[0] += sum(len(w.samples) for w in synthesizer.forward(group)) / rate
         _sync(synthesizer.device)
         return [clock()] * len(jobs)
 
@@ -301,6 +299,47 @@ def padded_batches(synthesizer: VitsSynthesizer, texts: Sequence[str], *, batch:
     return run
 
 
+def largest_difference(first: VitsSynthesizer, second: VitsSynthesizer, texts: Sequence[str]) -> float:
+    """The largest sample difference between two synthesizers' audio for the same items (inf when a length
+    differs)."""
+    items = [SynthesisItem(text=t, seed=n) for n, t in enumerate(texts)]
+    largest = 0.0
+    for a, b in zip(first.synthesize(items), second.synthesize(items), strict=True):
+        if a.waveform.shape != b.waveform.shape:
+            return float("inf")
+        largest = max(largest, float(np.abs(a.waveform - b.waveform).max()))
+    return largest
+
+
+def decoder_sweep(model: Any, onnx: Decode | None) -> list[tuple[str, float]]:
+    """Audio seconds per wall second of the HiFi-GAN decoder alone: torch eager whole and chunked (the
+    torch path's DECODE_CHUNK_FRAMES), and ONNX Runtime whole, at a short and a long piece's length."""
+    hop = math.prod(model.config.upsample_rates) / model.config.sampling_rate
+    generator = torch.Generator().manual_seed(0)
+    found = []
+    cases: list[tuple[str, int, Decode, int | None]] = [
+        ("torch eager", 400, lambda x: _decode(model.decoder, x, None), None),
+        ("torch eager", 1200, lambda x: _decode(model.decoder, x, None), None),
+        ("torch eager", 1200, lambda x: _decode(model.decoder, x, None), 600),
+    ]
+    if onnx is not None:
+        cases += [("ONNX Runtime", 400, onnx, None), ("ONNX Runtime", 1200, onnx, None)]
+    with torch.inference_mode():
+        for runtime, frames, decode, chunk in cases:
+            spectrogram = torch.randn(1, model.config.flow_size, frames, generator=generator)
+            started = time.perf_counter()
+            if chunk is None:
+                decode(spectrogram)
+            else:
+                _decode_in_chunks(model.decoder, spectrogram, chunk, decode)
+            elapsed = time.perf_counter() - started
+            label = f"{runtime}: {frames} frames ({frames * hop:.1f} s of audio), " + (
+                "one decode" if chunk is None else f"in {chunk}-frame chunks"
+            )
+            found.append((label, frames * hop / elapsed))
+    return found
+
+
 # -- the machine ---------------------------------------------------------------------------------------------
 
 
@@ -314,6 +353,7 @@ class Machine:
     threads: int
     gpu: str | None
     python: str
+    onnxruntime: str | None = None
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     notes: list[str] = field(default_factory=list)
@@ -340,8 +380,18 @@ def machine() -> Machine:
         threads=torch.get_num_threads(),
         gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         python=platform.python_version(),
+        onnxruntime=_version("onnxruntime"),
         load_before=os.getloadavg(),
     )
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def median(values: Sequence[float]) -> float:

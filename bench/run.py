@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import pickle
 import subprocess
@@ -84,25 +83,34 @@ def side_by_side(
 
 def cpu_sweeps(synthesizer: VitsSynthesizer, results: Results, quick: bool) -> None:
     from tts_worker.synthesizer.cpu_threads import pin_this_thread
+    from tts_worker.synthesizer.onnx_decoder import OnnxDecoder
     from tts_worker.synthesizer.vits import VitsSynthesizer
-    from tts_worker.synthesizer.vits_forward import _decode, _decode_in_chunks
 
     cores = results.machine.cores
     short = texts.texts(60, 4 if quick else 6, offset=5)
     jobs = make_jobs(short, prefix="threads", model_id=results.model)
+    onnx = synthesizer.cpu_decoder
+    onnx_path = onnx.path if isinstance(onnx, OnnxDecoder) else None
 
-    def variant(*, cpu_workers: int = 1, batch_forward: bool | None = None) -> VitsSynthesizer:
+    def variant(
+        *, cpu_workers: int = 1, batch_forward: bool | None = None, onnx_threads: int | None = None
+    ) -> VitsSynthesizer:
+        """The loaded model run another way; its decoder on ONNX Runtime with `onnx_threads` threads."""
         return VitsSynthesizer(
             model=synthesizer.model,
             tokenizer=synthesizer.tokenizer,
             model_id=results.model,
             cpu_workers=cpu_workers,
             batch_forward=batch_forward,
+            cpu_decoder=None
+            if onnx_path is None or onnx_threads is None
+            else OnnxDecoder(onnx_path, threads=onnx_threads),
         )
 
-    paired = variant(cpu_workers=cores) if cores > 1 else None
+    paired = variant(cpu_workers=cores, onnx_threads=1) if cores > 1 else None
+    alone = variant(onnx_threads=1)
     pin_this_thread(1)
-    one_thread = harness.worker(synthesizer, jobs, max_batch=results.max_batch)
+    one_thread = harness.worker(alone, jobs, max_batch=results.max_batch)
     pin_this_thread(cores)
     default = harness.worker(synthesizer, jobs, max_batch=results.max_batch)
     results.threads = [
@@ -117,6 +125,19 @@ def cpu_sweeps(synthesizer: VitsSynthesizer, results: Results, quick: bool) -> N
             )
         )
     log("threads: " + ", ".join(f"{label}: {run.chars_per_s:,.1f}" for label, run in results.threads))
+
+    if onnx_path is not None:
+        eager = variant()
+        results.runtimes = [
+            ("ONNX Runtime (default)", default),
+            ("torch eager", harness.worker(eager, jobs, max_batch=results.max_batch)),
+        ]
+        results.runtime_difference = harness.largest_difference(synthesizer, eager, short)
+        log(
+            "decoder runtime: "
+            + ", ".join(f"{label}: {run.chars_per_s:,.1f}" for label, run in results.runtimes)
+            + f"; largest sample difference {results.runtime_difference:.2g}"
+        )
 
     padded = variant(batch_forward=True)
     results.batches["fp32"] = [
@@ -133,22 +154,7 @@ def cpu_sweeps(synthesizer: VitsSynthesizer, results: Results, quick: bool) -> N
         results.pieces.append((limit, len(split_text(sentence[0], limit)), run))
     log("piece length: " + ", ".join(f"{n}: {r.chars_per_s:,.1f}" for n, _, r in results.pieces))
 
-    decoder = synthesizer.model.decoder
-    hop = math.prod(synthesizer.model.config.upsample_rates) / synthesizer.sampling_rate
-    generator = torch.Generator().manual_seed(0)
-    with torch.inference_mode():
-        for frames, chunk in ((400, None), (1200, None), (1200, 600)):
-            spectrogram = torch.randn(1, synthesizer.model.config.flow_size, frames, generator=generator)
-            started = time.perf_counter()
-            if chunk is None:
-                _decode(decoder, spectrogram, None)
-            else:
-                _decode_in_chunks(decoder, spectrogram, chunk)
-            elapsed = time.perf_counter() - started
-            label = f"{frames} frames ({frames * hop:.1f} s of audio), " + (
-                "one decode" if chunk is None else f"in {chunk}-frame chunks"
-            )
-            results.decoder.append((label, frames * hop / elapsed))
+    results.decoder = harness.decoder_sweep(synthesizer.model, onnx)
     log("decoder: " + ", ".join(f"{label}: {v:.2f}" for label, v in results.decoder))
 
 
@@ -192,13 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.perf_counter()
 
-    from tts_worker.synthesizer import random_models
+    from tts_worker import prefetch
+    from tts_worker.synthesizer import onnx_decoder, random_models
     from tts_worker.synthesizer.loader import load_synthesizer
     from tts_worker.synthesizer.vits import VitsSynthesizer, resolve_device
 
     device = resolve_device(args.device).type
     if random_models.is_generated(args.model):
-        random_models.ensure_generated(args.model)  # built once, before anything is timed
+        model_dir = random_models.ensure_generated(args.model)  # built once, before anything is timed
+        if device == "cpu" and onnx_decoder.available():
+            prefetch.export_decoder(model_dir)  # where the image has it: cold starts find it there
     log(f"cold start on {device} (fresh interpreters)")
     cold = {path: cold_start(path, args.model, device) for path in ("seed", "worker")}
 
@@ -211,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         parameters_m=sum(p.numel() for p in synthesizer.model.parameters()) / 1e6,
         device=device,
         compute_dtype=str(synthesizer.half or torch.float32).replace("torch.", ""),
+        decoder_runtime=synthesizer.decoder_runtime,
         command=" ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
         quick=args.quick,
         max_batch=args.max_batch or (64 if device == "cuda" else 16),

@@ -46,6 +46,8 @@ ECS_IMAGE_TARGET = "ecs-gpu"
 # loads it
 # from there (TTS_MODEL); the API and task events keep the hub id, which goes into dedupe keys.
 IMAGE_MODEL_DIR = "/opt/model"
+# Writable in both modes (Lambda: only /tmp): decoder exports the image lacks are written here at start-up.
+WORKER_CACHE_DIR = "/tmp/serverless-tts"
 
 # Code locations (relative to the repository root) and entry points.
 API_CODE_DIR = "functions/api"

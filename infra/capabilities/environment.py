@@ -47,4 +47,5 @@ def worker_environment(config: DeploymentConfig, *, device: str) -> dict[str, st
         "MAX_RECEIVE_COUNT": str(config.max_receive_count),
         "VISIBILITY_TIMEOUT_S": str(config.jobs_visibility_timeout_s),
         "HF_HUB_OFFLINE": "1",
+        "TTS_CACHE_DIR": constants.WORKER_CACHE_DIR,
     }

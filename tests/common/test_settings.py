@@ -43,6 +43,7 @@ def test_missing_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         ("TTS_MAX_BATCH", "0"),
         ("MAX_RECEIVE_COUNT", "many"),
         ("TTS_LANGUAGE", "Finnish!"),
+        ("TTS_DECODER_RUNTIME", "tensorrt"),
     ],
 )
 def test_bad_value_is_named(env: pytest.MonkeyPatch, variable: str, value: str) -> None:

@@ -197,3 +197,19 @@ def test_requirements_step_yields_the_worker_dependencies(
     assert any(r.startswith("transformers") for r in requirements)
     assert any(r.startswith("aws-lambda-powertools[tracer]") for r in requirements)
     assert not any(r.startswith("torch") for r in requirements)
+
+
+def test_the_cpu_image_carries_the_decoder_export_and_the_gpu_image_does_not(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]],
+) -> None:
+    _, stages = dockerfile
+    lambda_runs = " ".join(stages[constants.LAMBDA_IMAGE_TARGET].all("RUN"))
+    ecs_runs = " ".join(stages[constants.ECS_IMAGE_TARGET].all("RUN"))
+    assert "tts_worker.prefetch" in lambda_runs
+    assert "--no-onnx-decoder" not in lambda_runs  # the CPU worker's decoder runs on ONNX Runtime
+    assert "--no-onnx-decoder" in ecs_runs
+    # A missing export is written at start-up: Lambda's only writable place is /tmp.
+    assert f"TTS_CACHE_DIR={constants.WORKER_CACHE_DIR}" in " ".join(
+        stages[constants.LAMBDA_IMAGE_TARGET].all("ENV")
+    )
+    assert constants.WORKER_CACHE_DIR.startswith("/tmp/")

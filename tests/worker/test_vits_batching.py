@@ -32,7 +32,9 @@ def batching(tiny_model_dir: Path) -> VitsSynthesizer:
 
 @pytest.fixture(scope="module")
 def sequential(tiny_model_dir: Path) -> VitsSynthesizer:
-    return VitsSynthesizer.load(tiny_model_dir, device="cpu")
+    """One item per forward, the decoder on torch (on ONNX Runtime it is equal up to float rounding only:
+    test_onnx_decoder)."""
+    return VitsSynthesizer.load(tiny_model_dir, device="cpu", decoder_runtime="torch")
 
 
 def seed_style(synthesizer: VitsSynthesizer, item: SynthesisItem) -> np.ndarray[Any, Any]:
@@ -82,6 +84,7 @@ def test_with_cpu_workers_an_item_gives_the_same_bytes_alone_or_in_company(tiny_
     # them too)
     threaded = VitsSynthesizer.load(tiny_model_dir, device="cpu", cpu_workers=2)
     assert threaded.max_items_per_call == 2
+    assert threaded.decoder_runtime == "onnxruntime"  # one session, a single-threaded run per worker
 
     # When
     together = threaded.synthesize(ITEMS)

@@ -20,6 +20,7 @@ def build_synthesizer(settings: WorkerSettings) -> Synthesizer:
         device=settings.tts_device,
         dtype=settings.tts_dtype,
         num_threads=settings.tts_num_threads,
+        decoder_runtime=settings.tts_decoder_runtime,
         cache_dir=settings.tts_cache_dir,
     )
 

@@ -77,6 +77,10 @@ class WorkerSettings(ServiceSettings):
         default="auto", validation_alias="TTS_DTYPE"
     )
     tts_num_threads: int | None = Field(default=None, validation_alias="TTS_NUM_THREADS", ge=1, le=256)
+    # Where a CPU item's HiFi-GAN decoder runs: auto = ONNX Runtime on the CPU when installed, torch on CUDA.
+    tts_decoder_runtime: Literal["auto", "torch", "onnxruntime"] = Field(
+        default="auto", validation_alias="TTS_DECODER_RUNTIME"
+    )
     tts_max_batch: int = Field(default=16, validation_alias="TTS_MAX_BATCH", ge=1, le=512)
     tts_max_wait_ms: int = Field(default=50, validation_alias="TTS_MAX_WAIT_MS", ge=0, le=20_000)
     tts_max_piece_chars: int = Field(default=400, validation_alias="TTS_MAX_PIECE_CHARS", ge=20, le=5000)
@@ -84,7 +88,8 @@ class WorkerSettings(ServiceSettings):
     max_receive_count: int = Field(default=3, validation_alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
     poll_wait_s: int = Field(default=20, validation_alias="POLL_WAIT_S", ge=0, le=20)
     visibility_timeout_s: int = Field(default=900, validation_alias="VISIBILITY_TIMEOUT_S", ge=1, le=43_200)
-    # Where generated models (TTS_MODEL=tiny-random, mms-random) are built; ~/.cache/serverless-tts if unset.
+    # Where generated models (TTS_MODEL=tiny-random, mms-random) and decoder exports the model directory lacks
+    # are written; ~/.cache/serverless-tts if unset.
     tts_cache_dir: Path | None = Field(default=None, validation_alias="TTS_CACHE_DIR")
 
 

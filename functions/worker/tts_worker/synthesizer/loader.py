@@ -19,6 +19,7 @@ def load_synthesizer(
     dtype: str = "auto",
     num_threads: int | None = None,
     cpu_workers: int | None = None,
+    decoder_runtime: str = "auto",
     cache_dir: Path | None = None,
     warm_up: bool = True,
 ) -> Synthesizer:
@@ -26,7 +27,8 @@ def load_synthesizer(
 
     `num_threads` is torch's intra-op thread count (default: every usable core); `cpu_workers` > 1 runs
     that many pieces side by side on single-threaded workers instead (CPU only; default 1: one piece at a
-    time on every core). docs/BENCHMARKS.md has the measurements behind both defaults.
+    time on every core). `decoder_runtime` (auto, torch, onnxruntime) says where a CPU item's decoder runs.
+    docs/BENCHMARKS.md has the measurements behind the defaults.
     """
     # torch and transformers load here, not at import: the core and its tests do not need them.
     import torch
@@ -44,7 +46,13 @@ def load_synthesizer(
         random_models.ensure_generated(model, cache_dir) if random_models.is_generated(model) else model
     )
     synthesizer = VitsSynthesizer.load(
-        source, model_id=model, device=device, dtype=dtype, cpu_workers=cpu_workers or 1
+        source,
+        model_id=model,
+        device=device,
+        dtype=dtype,
+        cpu_workers=cpu_workers or 1,
+        decoder_runtime=decoder_runtime,
+        cache_dir=cache_dir,
     )
     loaded = time.perf_counter()
     if warm_up:

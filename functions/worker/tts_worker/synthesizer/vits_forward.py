@@ -16,7 +16,7 @@ Single-speaker models only (every facebook/mms-tts-* checkpoint is).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,12 +140,19 @@ def decoder_reach(config: Any) -> int:
     return reach + math.ceil((7 // 2) / rate)  # conv_post
 
 
-def _decode_in_chunks(decoder: Any, spectrogram: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+# Decodes one unpadded item up to the final tanh: `_decode(decoder, x, None)` or its ONNX Runtime export.
+Decode = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _decode_in_chunks(
+    decoder: Any, spectrogram: torch.Tensor, chunk_frames: int, decode: Decode | None = None
+) -> torch.Tensor:
     """One item decoded `chunk_frames` at a time, each chunk with the context its samples depend on.
 
     Frames beyond the reach of a chunk's kept part do not affect it, so this equals one decode of the whole
     spectrogram up to float rounding, while the activations stay small enough for the CPU's caches.
     """
+    decode = decode or (lambda part: _decode(decoder, part, None))
     frames = spectrogram.shape[-1]
     reach = decoder_reach(decoder.config)
     hop = math.prod(decoder.config.upsample_rates)
@@ -153,7 +160,7 @@ def _decode_in_chunks(decoder: Any, spectrogram: torch.Tensor, chunk_frames: int
     for start in range(0, frames, chunk_frames):
         end = min(start + chunk_frames, frames)
         left, right = max(0, start - reach), min(frames, end + reach)
-        decoded = _decode(decoder, spectrogram[:, :, left:right], None)
+        decoded = decode(spectrogram[:, :, left:right])
         parts.append(decoded[:, :, (start - left) * hop : (end - left) * hop])
     return torch.cat(parts, dim=-1)
 
@@ -164,12 +171,14 @@ def forward_items(
     *,
     half: torch.dtype | None = None,
     decode_chunk_frames: int | None = None,
+    decode: Decode | None = None,
 ) -> ForwardOutput:
     """One forward pass over `items`; call it in inference mode.
 
     `half` (float16 or bfloat16) runs the flow and the decoder, where nearly all the time goes, under
     autocast. Durations are always computed in float32: a rounding difference there would move whole frames.
     `decode_chunk_frames` decodes a lone item longer than that in chunks (see _decode_in_chunks).
+    `decode` replaces the eager decoder for a lone item (a batch always runs the masked eager decoder).
     """
     if not items:
         raise ValueError("forward_items needs at least one item")
@@ -243,7 +252,9 @@ def forward_items(
         if batch > 1:
             before_tanh = _decode(model.decoder, spectrogram, frames)
         elif decode_chunk_frames is not None and output_length > decode_chunk_frames:
-            before_tanh = _decode_in_chunks(model.decoder, spectrogram, decode_chunk_frames)
+            before_tanh = _decode_in_chunks(model.decoder, spectrogram, decode_chunk_frames, decode)
+        elif decode is not None:
+            before_tanh = decode(spectrogram)
         else:
             before_tanh = _decode(model.decoder, spectrogram, None)
         waveform = torch.tanh(before_tanh)
