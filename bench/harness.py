@@ -311,9 +311,10 @@ def largest_difference(first: VitsSynthesizer, second: VitsSynthesizer, texts: S
     return largest
 
 
-def decoder_sweep(model: Any, onnx: Decode | None) -> list[tuple[str, float]]:
-    """Audio seconds per wall second of the HiFi-GAN decoder alone: torch eager whole and chunked (the
-    torch path's DECODE_CHUNK_FRAMES), and ONNX Runtime whole, at a short and a long piece's length."""
+def decoder_sweep(model: Any, onnx: Decode | None, *, repeats: int = 3) -> list[tuple[str, float]]:
+    """Audio seconds per wall second of the HiFi-GAN decoder alone (median of `repeats`): torch eager whole
+    and chunked (the torch path's DECODE_CHUNK_FRAMES), and ONNX Runtime whole, at a short and a long
+    piece's length."""
     hop = math.prod(model.config.upsample_rates) / model.config.sampling_rate
     generator = torch.Generator().manual_seed(0)
     found = []
@@ -327,12 +328,15 @@ def decoder_sweep(model: Any, onnx: Decode | None) -> list[tuple[str, float]]:
     with torch.inference_mode():
         for runtime, frames, decode, chunk in cases:
             spectrogram = torch.randn(1, model.config.flow_size, frames, generator=generator)
-            started = time.perf_counter()
-            if chunk is None:
-                decode(spectrogram)
-            else:
-                _decode_in_chunks(model.decoder, spectrogram, chunk, decode)
-            elapsed = time.perf_counter() - started
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                if chunk is None:
+                    decode(spectrogram)
+                else:
+                    _decode_in_chunks(model.decoder, spectrogram, chunk, decode)
+                times.append(time.perf_counter() - started)
+            elapsed = statistics.median(times)
             label = f"{runtime}: {frames} frames ({frames * hop:.1f} s of audio), " + (
                 "one decode" if chunk is None else f"in {chunk}-frame chunks"
             )

@@ -440,7 +440,7 @@ def _choices(results: Results, emit: Callable[[str], None]) -> None:
             emit(f"| {batch} | {_f(run.chars_per_s)} |")
     if results.decoder:
         emit("")
-        emit("| CPU: HiFi-GAN decoder alone | audio s per wall s |")
+        emit("| CPU: HiFi-GAN decoder alone (median of 3) | audio s per wall s |")
         emit("|---|---:|")
         for label, value in results.decoder:
             emit(f"| {label} | {_f(value, 2)} |")
