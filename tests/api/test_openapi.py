@@ -11,8 +11,8 @@ ERROR_REF = "#/components/schemas/ErrorResponse"
 EXPECTED = {
     ("get", "/"): {"200", "500"},
     ("get", "/health"): {"200", "500", "503"},
-    ("post", "/api/v1/tts/convert"): {"202", "400", "422", "500", "503"},
-    ("post", "/api/v1/tts/convert-multiple"): {"202", "400", "422", "500", "503"},
+    ("post", "/api/v1/tts/convert"): {"202", "400", "413", "422", "500", "503"},
+    ("post", "/api/v1/tts/convert-multiple"): {"202", "400", "413", "422", "500", "503"},
     ("get", "/api/v1/tts"): {"200", "400", "422", "500", "503"},
     ("get", "/api/v1/tts/stats"): {"200", "500", "503"},
     ("get", "/api/v1/tts/{conversion_id}"): {"200", "404", "500", "503"},

@@ -229,3 +229,56 @@ def test_normalization_is_what_dedupes(client):
     a = client.post("/api/v1/tts/convert", json={"text": "Hei\u00a0 maailma"}).json()
     b = client.post("/api/v1/tts/convert", json={"text": normalize_text("Hei\u00a0 maailma")}).json()
     assert a["conversion_id"] == b["conversion_id"]
+
+
+# -- body size ----------------------------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_413_and_creates_nothing(make_app, resources):
+    # Given
+    client = TestClient(make_app(max_request_bytes=2048))
+    body = '{"text": "' + "a" * 4096 + '"}'
+
+    # When
+    response = client.post("/api/v1/tts/convert", content=body, headers={"content-type": "application/json"})
+
+    # Then
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "payload_too_large",
+        "message": "the request body is larger than 2048 bytes",
+        "details": {"limit_bytes": 2048},
+    }
+    assert jobs_on_queue(resources) == []
+
+
+def test_a_chunked_body_over_the_limit_is_413_once_it_passes_the_limit(make_app, resources):
+    # Given: no Content-Length, the body streamed in pieces
+    client = TestClient(make_app(max_request_bytes=2048))
+
+    def stream():
+        yield b'{"text": "'
+        for _ in range(100):
+            yield b"a" * 512
+        yield b'"}'
+
+    # When
+    response = client.post(
+        "/api/v1/tts/convert", content=stream(), headers={"content-type": "application/json"}
+    )
+
+    # Then
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert jobs_on_queue(resources) == []
+
+
+def test_a_body_at_the_limit_is_accepted(make_app):
+    client = TestClient(make_app(max_request_bytes=2048))
+    prefix, suffix = '{"text": "', '"}'
+    body = prefix + "a" * (2048 - len(prefix) - len(suffix)) + suffix
+    assert len(body.encode()) == 2048
+
+    response = client.post("/api/v1/tts/convert", content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 202

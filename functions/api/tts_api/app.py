@@ -7,9 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tts_api.errors import install_error_handlers, strip_default_validation_responses
+from tts_api.errors import (
+    PayloadTooLarge,
+    install_error_handlers,
+    payload_too_large,
+    strip_default_validation_responses,
+)
 from tts_api.routes import health, tts
 from tts_common import __version__
 from tts_common.settings import ApiSettings, cached_settings
@@ -27,8 +32,7 @@ class _CorsFromSettings:
             await self._app(scope, receive, send)
             return
         if self._inner is None:
-            settings = getattr(scope["app"].state, "settings", None) or cached_settings(ApiSettings)
-            origins = settings.cors_origins
+            origins = _settings(scope).cors_origins
             self._inner = (
                 CORSMiddleware(
                     self._app,
@@ -41,6 +45,42 @@ class _CorsFromSettings:
                 else self._app
             )
         await self._inner(scope, receive, send)
+
+
+def _settings(scope: Scope) -> ApiSettings:
+    settings: ApiSettings | None = getattr(scope["app"].state, "settings", None)
+    return settings or cached_settings(ApiSettings)
+
+
+class _BodyLimit:
+    """413 for a POST body over MAX_REQUEST_BYTES: at once when Content-Length says so, otherwise as soon as
+    the body read so far passes the limit (a chunked upload), before anything parses it. Only POST routes
+    read a body; the others never look at one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self._app(scope, receive, send)
+            return
+        limit = _settings(scope).max_request_bytes
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await payload_too_large(limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(limit)  # raised inside the route: the error handlers answer it
+            return message
+
+        await self._app(scope, limited, send)
 
 
 @asynccontextmanager
@@ -62,7 +102,8 @@ def create_app(*, settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(_CorsFromSettings)
+    app.add_middleware(_BodyLimit)
+    app.add_middleware(_CorsFromSettings)  # outermost: a 413 carries CORS headers too
     app.include_router(health.router)
     app.include_router(tts.router)
     strip_default_validation_responses(app)

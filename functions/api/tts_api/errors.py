@@ -5,6 +5,7 @@ Every error body is `{"error": {"code", "message", "details"?}}`:
 - a request that breaks the schema is 422 `validation_error` with `details.errors` [{loc, msg, type}];
 - a body that is not valid JSON is 400 `malformed_json` (FastAPI would say 422; 400 is what it is);
 - routing errors keep their status (404 `not_found`, 405 `method_not_allowed`);
+- a body over MAX_REQUEST_BYTES is 413 `payload_too_large`, refused before it is parsed (app._BodyLimit);
 - anything else is 500 `internal_error`, logged here and never echoed to the client.
 """
 
@@ -104,8 +105,31 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(status=422, code="validation_error", message=message, details={"errors": errors})
 
 
+class PayloadTooLarge(StarletteHTTPException):
+    """Raised while a request body is read, once it has grown past the limit."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(413, too_large_message(limit_bytes))
+        self.limit_bytes = limit_bytes
+
+
+def too_large_message(limit_bytes: int) -> str:
+    return f"the request body is larger than {limit_bytes} bytes"
+
+
+def payload_too_large(limit_bytes: int) -> JSONResponse:
+    return error_response(
+        status=413,
+        code="payload_too_large",
+        message=too_large_message(limit_bytes),
+        details={"limit_bytes": limit_bytes},
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, PayloadTooLarge):
+        return payload_too_large(exc.limit_bytes)
     status = exc.status_code
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
     return error_response(
@@ -131,6 +155,7 @@ _DESCRIPTIONS: dict[int, str] = {
     400: "Malformed request (`malformed_json`, `invalid_page_token`, `bad_request`).",
     404: "No such conversion (`task_not_found`), also for ids that are not 32 lowercase hex characters.",
     409: "The audio is not available: the conversion is not done yet, or it failed (`task_not_ready`).",
+    413: "The request body is larger than MAX_REQUEST_BYTES (`payload_too_large`); `details.limit_bytes`.",
     422: "Invalid input (`validation_error`, `unsupported_language`).",
     500: "Unexpected error (`internal_error`); no internals are disclosed.",
     503: "A dependency (table, bucket, queue) did not answer (`service_unavailable`, `concurrent_update`); "

@@ -61,6 +61,11 @@ class ApiSettings(ServiceSettings):
     max_text_chars: int = Field(default=100_000, validation_alias="MAX_TEXT_CHARS", ge=1, le=100_000)
     max_batch_texts: int = Field(default=100, validation_alias="MAX_BATCH_TEXTS", ge=1, le=1000)
     presign_expiry_s: int = Field(default=3600, validation_alias="PRESIGN_EXPIRY_S", ge=60, le=604_800)
+    # A request body larger than this is refused with 413 before it is parsed. Behind API Gateway a Lambda
+    # takes at most 6 MB, so the default stays below that; a 100,000-character text is well under 1 MiB.
+    max_request_bytes: int = Field(
+        default=5 * 1024 * 1024, validation_alias="MAX_REQUEST_BYTES", ge=1024, le=6 * 1024 * 1024
+    )
     # Texts whose UTF-8 body is larger than this go to the bucket instead of riding in the SQS message.
     inline_text_max_bytes: int = Field(
         default=65_536, validation_alias="INLINE_TEXT_MAX_BYTES", ge=1024, le=200_000

@@ -34,7 +34,7 @@ from tts_common.domain import MAX_FILENAME_CHARS, TaskStatus
 
 router = APIRouter(prefix="/api/v1/tts", tags=["tts"])
 
-_SUBMIT_ERRORS = error_responses(400, 422, 503)
+_SUBMIT_ERRORS = error_responses(400, 413, 422, 503)
 
 
 def _accepted(submissions: list[service.Submission], *, metrics: Metrics) -> list[ConversionAccepted]:
