@@ -55,8 +55,8 @@ class Job:
         return QueueMessage(message_id=f"m-{self.task_id}", body=self.job.model_dump_json())
 
 
-def make_jobs(texts: Sequence[str], *, prefix: str, model_id: str) -> list[Job]:
-    params = SynthesisParams(model_id=model_id, language="fi")
+def make_jobs(texts: Sequence[str], *, prefix: str, model_id: str, max_piece_chars: int = 400) -> list[Job]:
+    params = SynthesisParams(model_id=model_id, language="fi", max_piece_chars=max_piece_chars)
     jobs = []
     for n, text in enumerate(texts):
         task_id = f"{prefix}-{n}"
@@ -69,6 +69,7 @@ def make_jobs(texts: Sequence[str], *, prefix: str, model_id: str) -> list[Job]:
                     dedupe_key=dedupe_key(normalize_text(text), params),
                     language="fi",
                     model_id=model_id,
+                    max_piece_chars=max_piece_chars,
                     text=text,
                     audio_key=audio_key_for(task_id),
                     submitted_at=datetime(2026, 11, 27, tzinfo=UTC),
@@ -223,9 +224,7 @@ class _NoEvents:
         pass
 
 
-def worker(
-    synthesizer: VitsSynthesizer, jobs: Sequence[Job], *, max_batch: int, max_piece_chars: int = 400
-) -> Run:
+def worker(synthesizer: VitsSynthesizer, jobs: Sequence[Job], *, max_batch: int) -> Run:
     """The worker core, jobs in and WAV bytes out, in batches of `max_batch` messages."""
     store: list[_TimedStore] = []
 
@@ -236,7 +235,7 @@ def worker(
             synthesizer=synthesizer,
             store=timed,
             events=_NoEvents(),
-            config=CoreConfig(max_piece_chars=max_piece_chars, max_batch=max_batch, io_workers=IO_WORKERS),
+            config=CoreConfig(max_batch=max_batch, io_workers=IO_WORKERS),
         )
         messages = [j.message() for j in jobs]
         for start in range(0, len(messages), max_batch):
@@ -256,7 +255,7 @@ def raw_model(synthesizer: VitsSynthesizer, jobs: Sequence[Job], *, batch: int) 
     one by one on the CPU), no WAV, no core. What the core's overhead is measured against."""
     pieces = []
     for n, job in enumerate(jobs):
-        for index, text in enumerate(split_text(normalize_text(job.text), 400)):
+        for index, text in enumerate(split_text(normalize_text(job.text), job.job.max_piece_chars)):
             ids = synthesizer.token_ids(text)
             if ids is not None:
                 pieces.append(Piece(job=n, position=index, item=SynthesisItem(text=text, seed=index)))

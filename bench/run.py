@@ -149,8 +149,10 @@ def cpu_sweeps(synthesizer: VitsSynthesizer, results: Results, quick: bool) -> N
 
     sentence = [texts.one_long_sentence(480)]
     for limit in (100, 200, 400):
-        piece_jobs = make_jobs(sentence, prefix=f"pieces-{limit}", model_id=results.model)
-        run = harness.worker(synthesizer, piece_jobs, max_batch=results.max_batch, max_piece_chars=limit)
+        piece_jobs = make_jobs(
+            sentence, prefix=f"pieces-{limit}", model_id=results.model, max_piece_chars=limit
+        )
+        run = harness.worker(synthesizer, piece_jobs, max_batch=results.max_batch)
         results.pieces.append((limit, len(split_text(sentence[0], limit)), run))
     log("piece length: " + ", ".join(f"{n}: {r.chars_per_s:,.1f}" for n, _, r in results.pieces))
 

@@ -35,6 +35,7 @@ def test_submit_creates_a_task_enqueues_its_job_and_announces_it(
     assert job.text_key is None
     assert job.dedupe_key == dedupe_key(TEXT, api_settings.synthesis_params)
     assert job.language == "fi"
+    assert job.max_piece_chars == api_settings.tts_max_piece_chars  # keyed with it, spoken with it
     assert job.audio_key == f"audio/{body['conversion_id']}.wav"
     events = events_on_queue(resources)
     assert [(e.task_id, e.status) for e in events] == [(body["conversion_id"], TaskStatus.QUEUED)]

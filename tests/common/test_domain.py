@@ -45,7 +45,9 @@ def test_dedupe_key_is_nfc_normalized() -> None:
         SynthesisParams(model_id="facebook/mms-tts-fin", language="sv"),
         SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", speaking_rate=1.2),
         SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", noise_scale=0.5),
+        SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", noise_scale_duration=0.5),
         SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", audio_format="flac"),
+        SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", max_piece_chars=200),
     ],
 )
 def test_everything_that_changes_the_audio_changes_the_key(other: SynthesisParams) -> None:

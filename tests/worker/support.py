@@ -32,7 +32,9 @@ def make_job(
     **overrides: Any,
 ) -> SynthesisJob:
     """A job as the API would build it: dedupe key from the normalized text and the parameters."""
-    params = SynthesisParams(model_id=model_id, language="fi")
+    params = SynthesisParams(
+        model_id=model_id, language="fi", max_piece_chars=overrides.get("max_piece_chars", 400)
+    )
     fields: dict[str, Any] = {
         "task_id": task_id,
         "dedupe_key": dedupe_key(normalize_text(text or task_id), params),

@@ -19,6 +19,7 @@ from tts_common.domain import TaskStatus, audio_key_for
 from tts_common.exceptions import SynthesisFailed
 from tts_worker.failures import Disposition
 from tts_worker.ports import QueueMessage
+from tts_worker.text_split import split_text
 
 TEXTS = {
     "short": "Hei.",
@@ -57,6 +58,25 @@ def test_pieces_of_all_jobs_are_grouped_by_length_one_call_per_group() -> None:
     lengths = [len(i.text) for c in synthesizer.calls for i in c]
     assert lengths == sorted(lengths)
     assert sorted(store.audio) == sorted(audio_key_for(t) for t in TEXTS)
+
+
+def test_each_job_is_split_at_its_own_max_piece_chars() -> None:
+    # Given: one long sentence, keyed (and sent) with two piece limits
+    text = "Kissa istui ikkunalaudalla, katseli lintuja, jotka lensivät ohi, ja mietti hiljaa itsekseen."
+    messages = [
+        QueueMessage(message_id="m-a", body=job_body(text, task_id="a", max_piece_chars=400)),
+        QueueMessage(message_id="m-b", body=job_body(text, task_id="b", max_piece_chars=30)),
+    ]
+    synthesizer = BatchingFakeSynthesizer()
+
+    # When
+    make_core(synthesizer, MemoryStore(), MemoryEvents(), max_batch=64).process_batch(messages)
+
+    # Then: whatever the worker's own settings, a job is spoken as it was keyed
+    pieces = sorted(i.text for c in synthesizer.calls for i in c)
+    assert split_text(text, 400) == [text]
+    assert len(split_text(text, 30)) > 2
+    assert pieces == sorted([text, *split_text(text, 30)])
 
 
 @pytest.mark.parametrize("io_workers", [1, 4])
@@ -148,7 +168,7 @@ def test_a_100k_character_text_is_split_streamed_and_written_in_one_file() -> No
     text = (sentence * (100_000 // len(sentence) + 1))[:100_000]
     store, events = MemoryStore(), MemoryEvents()
     synthesizer = QuietFakeSynthesizer()
-    core = make_core(synthesizer, store, events, max_piece_chars=400)
+    core = make_core(synthesizer, store, events)
 
     # When
     tracemalloc.start()

@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CoreConfig:
-    max_piece_chars: int = 400
     # Must equal the jobs queue's redrive maxReceiveCount: the last attempt publishes `failed`.
     max_receive_count: int = 3
     pause_s: float = PIECE_PAUSE_S
@@ -55,7 +54,6 @@ class CoreConfig:
     @classmethod
     def from_settings(cls, settings: WorkerSettings, *, io_workers: int = 1) -> CoreConfig:
         return cls(
-            max_piece_chars=settings.tts_max_piece_chars,
             max_receive_count=settings.max_receive_count,
             max_batch=settings.tts_max_batch,
             io_workers=io_workers,
@@ -188,7 +186,7 @@ class WorkerCore:
             return []
 
         text = job.text if job.text is not None else self._store.get_text(job.text_key or "")
-        pieces = split_text(normalize_text(text), self._config.max_piece_chars)
+        pieces = split_text(normalize_text(text), job.max_piece_chars)
         # Seeds follow the piece's place in the text, so skipping an unspeakable piece moves no other seed.
         speakable = [
             (index, piece) for index, piece in enumerate(pieces) if self._synthesizer.is_speakable(piece)

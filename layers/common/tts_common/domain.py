@@ -48,6 +48,8 @@ class SynthesisParams:
     noise_scale: float = 0.667
     noise_scale_duration: float = 0.8
     audio_format: str = "wav-pcm16"
+    # A long text is spoken in pieces of at most this many characters, each with its own noise.
+    max_piece_chars: int = 400
 
     def as_dict(self) -> dict[str, str | float]:
         return {
@@ -57,6 +59,7 @@ class SynthesisParams:
             "noise_scale": self.noise_scale,
             "noise_scale_duration": self.noise_scale_duration,
             "audio_format": self.audio_format,
+            "max_piece_chars": self.max_piece_chars,
         }
 
 

@@ -16,6 +16,7 @@ def job_for(task: Task, params: SynthesisParams) -> SynthesisJob:
         speaking_rate=params.speaking_rate,
         noise_scale=params.noise_scale,
         noise_scale_duration=params.noise_scale_duration,
+        max_piece_chars=params.max_piece_chars,
         text=task.text,
         text_key=task.text_key,
         audio_key=audio_key_for(task.task_id),

@@ -30,6 +30,8 @@ class SynthesisJob(_Message):
     speaking_rate: float = 1.0
     noise_scale: float = 0.667
     noise_scale_duration: float = 0.8
+    # Jobs sent before this field existed were split at the same default.
+    max_piece_chars: Annotated[int, Field(ge=20, le=5000)] = 400
     text: str | None = None
     text_key: str | None = None
     audio_key: str

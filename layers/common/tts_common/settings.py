@@ -40,6 +40,9 @@ class ServiceSettings(BaseSettings):
     tts_noise_scale_duration: float = Field(
         default=0.8, validation_alias="TTS_NOISE_SCALE_DURATION", ge=0, le=2
     )
+    # Long texts are spoken in pieces of at most this many characters. It changes the audio, so it is part of
+    # the dedupe key, and the API puts it in every job: the worker speaks a job as it was keyed.
+    tts_max_piece_chars: int = Field(default=400, validation_alias="TTS_MAX_PIECE_CHARS", ge=20, le=5000)
     # How long task records (and, in the CDK app, audio objects) are kept.
     task_ttl_days: int = Field(default=30, validation_alias="TASK_TTL_DAYS", ge=1, le=3650)
 
@@ -51,6 +54,7 @@ class ServiceSettings(BaseSettings):
             speaking_rate=self.tts_speaking_rate,
             noise_scale=self.tts_noise_scale,
             noise_scale_duration=self.tts_noise_scale_duration,
+            max_piece_chars=self.tts_max_piece_chars,
         )
 
 
@@ -88,7 +92,6 @@ class WorkerSettings(ServiceSettings):
     )
     tts_max_batch: int = Field(default=16, validation_alias="TTS_MAX_BATCH", ge=1, le=512)
     tts_max_wait_ms: int = Field(default=50, validation_alias="TTS_MAX_WAIT_MS", ge=0, le=20_000)
-    tts_max_piece_chars: int = Field(default=400, validation_alias="TTS_MAX_PIECE_CHARS", ge=20, le=5000)
     # Must equal the jobs queue's redrive maxReceiveCount: the last attempt publishes `failed`.
     max_receive_count: int = Field(default=3, validation_alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
     poll_wait_s: int = Field(default=20, validation_alias="POLL_WAIT_S", ge=0, le=20)
