@@ -393,12 +393,12 @@ def _choices(results: Results, emit: Callable[[str], None]) -> None:
     )
     if results.threads:
         emit("")
-        emit("| CPU: 60-character pieces | chars/s | vs default |")
-        emit("|---|---:|---:|")
-        base = dict(results.threads)["1 piece at a time, all cores (default)"].chars_per_s
-        for label, run in results.threads:
-            emit(f"| {label} | {_f(run.chars_per_s)} | {run.chars_per_s / base:.2f}x |")
-        emit("")
+        _ratio_table(
+            emit,
+            "| CPU: 60-character pieces | chars/s | vs default |",
+            results.threads,
+            base="1 piece at a time, all cores (default)",
+        )
         emit(
             "  Two single-threaded pieces side by side (`cpu_workers=2`) add little, and only when a call "
             "has "
@@ -420,12 +420,12 @@ def _choices(results: Results, emit: Callable[[str], None]) -> None:
             "`auto`, keeps the decoder on torch if it fails. TTS_DECODER_RUNTIME=torch turns it off."
         )
         emit("")
-        emit("| CPU: 60-character texts, worker core, decoder on | chars/s | vs torch eager |")
-        emit("|---|---:|---:|")
-        eager = dict(results.runtimes)["torch eager"].chars_per_s
-        for label, run in results.runtimes:
-            emit(f"| {label} | {_f(run.chars_per_s)} | {run.chars_per_s / eager:.2f}x |")
-        emit("")
+        _ratio_table(
+            emit,
+            "| CPU: 60-character texts, worker core, decoder on | chars/s | vs torch eager |",
+            results.runtimes,
+            base="torch eager",
+        )
         if results.runtime_difference is not None:
             emit(
                 "  Equivalence, measured in this run on those texts: same lengths, largest sample "
@@ -470,6 +470,18 @@ def _choices(results: Results, emit: Callable[[str], None]) -> None:
         "AVX-512 BF16/AMX) has no fast bfloat16. ONNX Runtime is used because it passed both bars: a "
         "measured gain and an equivalence check against eager output (above)."
     )
+    emit("")
+
+
+def _ratio_table(
+    emit: Callable[[str], None], header: str, rows: Sequence[tuple[str, Run]], *, base: str
+) -> None:
+    """Rows of chars/s, each as a ratio to the row labelled `base`."""
+    emit(header)
+    emit("|---|---:|---:|")
+    reference = dict(rows)[base].chars_per_s
+    for label, run in rows:
+        emit(f"| {label} | {_f(run.chars_per_s)} | {run.chars_per_s / reference:.2f}x |")
     emit("")
 
 
