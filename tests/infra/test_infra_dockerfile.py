@@ -90,7 +90,7 @@ def test_hadolint_passes() -> None:
 
 def test_both_targets_exist_on_the_right_bases(dockerfile: tuple[dict[str, str], dict[str, Stage]]) -> None:
     global_args, stages = dockerfile
-    assert stages[constants.LAMBDA_IMAGE_TARGET].base == "public.ecr.aws/lambda/python:3.11"
+    assert stages[constants.LAMBDA_IMAGE_TARGET].base == "${PYTHON_BASE_IMAGE}"
     assert stages[constants.ECS_IMAGE_TARGET].base == "${CUDA_BASE_IMAGE}"
     assert re.fullmatch(r"nvidia/cuda:\d+\.\d+(\.\d+)?-\w+-ubuntu22\.04", global_args["CUDA_BASE_IMAGE"])
 
@@ -213,3 +213,23 @@ def test_the_cpu_image_carries_the_decoder_export_and_the_gpu_image_does_not(
         stages[constants.LAMBDA_IMAGE_TARGET].all("ENV")
     )
     assert constants.WORKER_CACHE_DIR.startswith("/tmp/")
+
+
+def test_the_lambda_image_can_install_the_manylinux_2_28_wheels_and_speaks_the_runtime_api(
+    dockerfile: tuple[dict[str, str], dict[str, Stage]],
+) -> None:
+    # torch 2.13 and onnxruntime publish manylinux_2_28 wheels only. AWS's python:3.11 Lambda base is Amazon
+    # Linux 2 (glibc 2.26), where pip refuses them; Debian bookworm has glibc 2.36.
+    global_args, stages = dockerfile
+    base = global_args["PYTHON_BASE_IMAGE"]
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-(slim-)?bookworm", base), base
+    assert not any(stage.base.startswith("public.ecr.aws/lambda/python") for stage in stages.values())
+    lambda_stage = stages[constants.LAMBDA_IMAGE_TARGET]
+    # Without AWS's base image the runtime interface client is the entry point, pinned and installed.
+    assert json.loads(lambda_stage.all("ENTRYPOINT")[-1]) == ["python", "-m", "awslambdaric"]
+    assert '"awslambdaric==${AWSLAMBDARIC_VERSION}"' in " ".join(lambda_stage.all("RUN"))
+    assert re.fullmatch(r"\d+\.\d+\.\d+", global_args["AWSLAMBDARIC_VERSION"])
+    # Lambda's file system is read-only outside /tmp: everything the worker may write goes there.
+    env = " ".join(lambda_stage.all("ENV"))
+    for variable in ("TTS_CACHE_DIR", "HF_HOME", "HOME"):
+        assert re.search(rf"{variable}=/tmp(/|\s|$)", env), variable
