@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
 
 import pytest
@@ -52,6 +54,26 @@ def test_dedupe_key_is_nfc_normalized() -> None:
 )
 def test_everything_that_changes_the_audio_changes_the_key(other: SynthesisParams) -> None:
     assert dedupe_key("hei", PARAMS) != dedupe_key("hei", other)
+
+
+def test_keys_made_before_the_piece_limit_was_keyed_stay_valid() -> None:
+    # The payload every key was hashed from before max_piece_chars existed (its default was 400 throughout).
+    legacy = json.dumps(
+        {
+            "text": "hei",
+            "model_id": PARAMS.model_id,
+            "language": PARAMS.language,
+            "speaking_rate": PARAMS.speaking_rate,
+            "noise_scale": PARAMS.noise_scale,
+            "noise_scale_duration": PARAMS.noise_scale_duration,
+            "audio_format": PARAMS.audio_format,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    assert PARAMS.max_piece_chars == 400
+    assert dedupe_key("hei", PARAMS) == hashlib.sha256(legacy.encode("utf-8")).hexdigest()
 
 
 @given(st.text(), st.text())

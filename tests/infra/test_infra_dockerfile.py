@@ -163,6 +163,9 @@ def test_model_is_baked_in_and_the_hub_is_off_at_run_time(
         stage = stages[target]
         runs = " ".join(stage.all("RUN"))
         assert 'python -m tts_worker.prefetch "${MODEL_DIR}" --model "${TTS_MODEL}"' in runs
+        # Built as root, run as another user (Lambda's, ECS's 10001); safetensors writes 0600 files.
+        prefetch_run = next(r for r in stage.all("RUN") if "tts_worker.prefetch" in r)
+        assert prefetch_run.endswith('chmod -R a+rX "${MODEL_DIR}"'), target
         env = " ".join(stage.all("ENV"))
         assert "HF_HUB_OFFLINE=1" in env
         assert "TTS_MODEL=${MODEL_DIR}" in env

@@ -82,23 +82,51 @@ def test_other_weights_get_another_fingerprint(tiny_model_dir: Path, eager: Vits
     )
 
 
-def test_an_export_that_does_not_compute_this_decoder_is_rejected(
+def test_an_export_that_does_not_compute_this_decoder_fails_verification(
     eager: VitsSynthesizer, tmp_path: Path
 ) -> None:
-    # Given: another decoder's export lying under this decoder's name
+    # Given: another decoder's export
     other = copy.deepcopy(eager.model.decoder)
     with torch.no_grad():
         for parameter in other.parameters():
             parameter.mul_(-1.5)
-    exported = onnx_decoder.export(other, tmp_path / "other")
-    (tmp_path / "search").mkdir()
-    shutil.copy(exported, tmp_path / "search" / onnx_decoder.file_name(eager.model.decoder))
+    wrong = onnx_decoder.OnnxDecoder(onnx_decoder.export(other, tmp_path), threads=1)
 
     # When / Then
     with pytest.raises(onnx_decoder.DecoderExportError, match="differs from the eager decoder"):
-        onnx_decoder.load(
-            eager.model.decoder, search=[tmp_path / "search"], cache_dir=tmp_path / "cache", threads=1
-        )
+        onnx_decoder.verify(eager.model.decoder, wrong)
+
+
+@pytest.mark.parametrize("spoil", ["another decoder", "not onnx at all"])
+def test_an_unusable_export_is_passed_over_and_exported_anew(
+    eager: VitsSynthesizer, tmp_path: Path, spoil: str
+) -> None:
+    # Given: under this decoder's name where the worker looks first, something it cannot use
+    decoder = eager.model.decoder
+    planted = tmp_path / "model" / onnx_decoder.DIRECTORY_NAME / onnx_decoder.file_name(decoder)
+    planted.parent.mkdir(parents=True)
+    if spoil == "another decoder":
+        other = copy.deepcopy(decoder)
+        with torch.no_grad():
+            other.conv_post.weight.mul_(-3.0)
+        shutil.copy(onnx_decoder.export(other, tmp_path / "other"), planted)
+    else:
+        planted.write_bytes(b"truncated by a full disk")
+
+    # When
+    loaded, difference = onnx_decoder.load(
+        decoder, search=[planted.parent], cache_dir=tmp_path / "cache", threads=1
+    )
+
+    # Then: a fresh export in the cache, verified
+    assert loaded.path == tmp_path / "cache" / planted.name
+    assert difference <= onnx_decoder.TOLERANCE
+
+
+def test_an_export_is_readable_by_every_user(eager: VitsSynthesizer, tmp_path: Path) -> None:
+    # The image is built as root and run as another user (Lambda, ECS USER 10001).
+    exported = onnx_decoder.export(eager.model.decoder, tmp_path)
+    assert exported.stat().st_mode & 0o777 == 0o644
 
 
 def test_chunked_decoding_on_onnx_runtime_equals_one_eager_decode(

@@ -38,6 +38,10 @@ def later_status(a: TaskStatus, b: TaskStatus) -> TaskStatus:
     return a if STATUS_RANK[a] >= STATUS_RANK[b] else b
 
 
+# How long texts were always split before the limit became a setting; a key without one means this.
+DEFAULT_MAX_PIECE_CHARS = 400
+
+
 @dataclass(frozen=True, slots=True)
 class SynthesisParams:
     """Everything besides the text that changes the audio; all of it goes into the dedupe key."""
@@ -49,18 +53,21 @@ class SynthesisParams:
     noise_scale_duration: float = 0.8
     audio_format: str = "wav-pcm16"
     # A long text is spoken in pieces of at most this many characters, each with its own noise.
-    max_piece_chars: int = 400
+    max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS
 
     def as_dict(self) -> dict[str, str | float]:
-        return {
+        found: dict[str, str | float] = {
             "model_id": self.model_id,
             "language": self.language,
             "speaking_rate": self.speaking_rate,
             "noise_scale": self.noise_scale,
             "noise_scale_duration": self.noise_scale_duration,
             "audio_format": self.audio_format,
-            "max_piece_chars": self.max_piece_chars,
         }
+        # Keys made before the piece limit was keyed used the default: they stay valid, and so do their seeds.
+        if self.max_piece_chars != DEFAULT_MAX_PIECE_CHARS:
+            found["max_piece_chars"] = self.max_piece_chars
+        return found
 
 
 _WHITESPACE = re.compile(r"\s+")

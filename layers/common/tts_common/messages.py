@@ -6,7 +6,7 @@ from typing import Annotated, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from tts_common.domain import TaskStatus
+from tts_common.domain import DEFAULT_MAX_PIECE_CHARS, TaskStatus
 
 SCHEMA_VERSION = 1
 
@@ -31,7 +31,7 @@ class SynthesisJob(_Message):
     noise_scale: float = 0.667
     noise_scale_duration: float = 0.8
     # Jobs sent before this field existed were split at the same default.
-    max_piece_chars: Annotated[int, Field(ge=20, le=5000)] = 400
+    max_piece_chars: Annotated[int, Field(ge=20, le=5000)] = DEFAULT_MAX_PIECE_CHARS
     text: str | None = None
     text_key: str | None = None
     audio_key: str

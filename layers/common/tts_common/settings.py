@@ -9,7 +9,7 @@ from typing import Literal, TypeVar
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tts_common.domain import SynthesisParams
+from tts_common.domain import DEFAULT_MAX_PIECE_CHARS, SynthesisParams
 from tts_common.exceptions import ConfigurationError
 
 DEFAULT_MODEL = "facebook/mms-tts-fin"
@@ -42,7 +42,9 @@ class ServiceSettings(BaseSettings):
     )
     # Long texts are spoken in pieces of at most this many characters. It changes the audio, so it is part of
     # the dedupe key, and the API puts it in every job: the worker speaks a job as it was keyed.
-    tts_max_piece_chars: int = Field(default=400, validation_alias="TTS_MAX_PIECE_CHARS", ge=20, le=5000)
+    tts_max_piece_chars: int = Field(
+        default=DEFAULT_MAX_PIECE_CHARS, validation_alias="TTS_MAX_PIECE_CHARS", ge=20, le=5000
+    )
     # How long task records (and, in the CDK app, audio objects) are kept.
     task_ttl_days: int = Field(default=30, validation_alias="TASK_TTL_DAYS", ge=1, le=3650)
 

@@ -115,6 +115,8 @@ def export(decoder: Any, directory: Path) -> Path:
                 opset_version=OPSET,
                 dynamo=False,
             )
+        # mkstemp makes it 0600: an image builds as root and may run as another user (Lambda, ECS).
+        os.chmod(staging, 0o644)
         os.replace(staging, target)  # readers see a complete file or none
     except Exception as exc:
         raise DecoderExportError(f"exporting the decoder failed: {type(exc).__name__}: {exc}") from exc
@@ -176,12 +178,20 @@ def verify(decoder: Any, onnx_decoder: OnnxDecoder) -> float:
 
 
 def load(decoder: Any, *, search: Sequence[Path], cache_dir: Path, threads: int) -> tuple[OnnxDecoder, float]:
-    """The decoder's export from the first of `search`, then `cache_dir`, that has it, else exported into
-    `cache_dir`; loaded, verified against eager. Returns it and its measured difference from eager."""
+    """The decoder's export from the first of `search`, then `cache_dir`, that loads and passes `verify`;
+    else a fresh export into `cache_dir` (replacing an unusable one there). Returns it and its measured
+    difference from eager; DecoderExportError when even a fresh export fails."""
     name = file_name(decoder)
-    found = next((d / name for d in [*search, cache_dir] if (d / name).is_file()), None)
-    if found is None:
-        found = export(decoder, cache_dir)
-        logger.info("decoder exported to ONNX", extra={"path": str(found)})
-    onnx_decoder = OnnxDecoder(found, threads=threads)
+    for directory in [*search, cache_dir]:
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            onnx_decoder = OnnxDecoder(path, threads=threads)
+            return onnx_decoder, verify(decoder, onnx_decoder)
+        except DecoderExportError as exc:  # unreadable, corrupt or another decoder's: export anew
+            logger.warning("decoder export passed over", extra={"path": str(path), "reason": str(exc)})
+    path = export(decoder, cache_dir)
+    logger.info("decoder exported to ONNX", extra={"path": str(path)})
+    onnx_decoder = OnnxDecoder(path, threads=threads)
     return onnx_decoder, verify(decoder, onnx_decoder)
