@@ -29,7 +29,7 @@ from tts_worker.core import CoreConfig, WorkerCore
 from tts_worker.ports import QueueMessage
 from tts_worker.runtime import IO_WORKERS
 from tts_worker.synthesizer.base import SynthesisItem
-from tts_worker.synthesizer.vits import VitsSynthesizer
+from tts_worker.synthesizer.vits import DECODE_CHUNK_FRAMES, VitsSynthesizer
 from tts_worker.synthesizer.vits_forward import Decode, ForwardItem, _decode, _decode_in_chunks
 from tts_worker.text_split import split_text
 
@@ -317,10 +317,14 @@ def decoder_sweep(model: Any, onnx: Decode | None, *, repeats: int = 3) -> list[
     hop = math.prod(model.config.upsample_rates) / model.config.sampling_rate
     generator = torch.Generator().manual_seed(0)
     found = []
+
+    def eager(spectrogram: torch.Tensor) -> torch.Tensor:
+        return _decode(model.decoder, spectrogram, None)
+
     cases: list[tuple[str, int, Decode, int | None]] = [
-        ("torch eager", 400, lambda x: _decode(model.decoder, x, None), None),
-        ("torch eager", 1200, lambda x: _decode(model.decoder, x, None), None),
-        ("torch eager", 1200, lambda x: _decode(model.decoder, x, None), 600),
+        ("torch eager", 400, eager, None),
+        ("torch eager", 1200, eager, None),
+        ("torch eager", 1200, eager, DECODE_CHUNK_FRAMES),
     ]
     if onnx is not None:
         cases += [("ONNX Runtime", 400, onnx, None), ("ONNX Runtime", 1200, onnx, None)]
