@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.harness import Machine, Run
+from tts_worker.synthesizer.vits import DECODE_CHUNK_FRAMES, ONNX_DECODE_CHUNK_FRAMES
 
 # Prices (us-east-1, 2026): Lambda per GB-second, GPU instances on demand per hour, Polly per 1M characters.
 LAMBDA_X86_GB_S = 0.0000166667
@@ -447,10 +448,12 @@ def _choices(results: Results, emit: Callable[[str], None]) -> None:
         emit("")
         emit(
             "  On torch, past ~800 frames (~13 s of audio) the decoder's activations outgrow the caches and "
-            "it slows down per frame; there a lone piece longer than 600 frames is decoded in 600-frame "
+            f"it slows down per frame; there a lone piece longer than {DECODE_CHUNK_FRAMES} frames is "
+            f"decoded in {DECODE_CHUNK_FRAMES}-frame "
             "chunks, each with the 23 frames of context on either side that its samples depend on (the "
             "decoder's receptive field). Same samples up to float rounding (tested). ONNX Runtime shows no "
-            "such slowdown, so on it the chunks are 2,000 frames, which only bounds memory."
+            f"such slowdown, so on it the chunks are {ONNX_DECODE_CHUNK_FRAMES:,} frames, which only bounds "
+            "memory."
         )
     if results.pieces:
         emit("")
