@@ -140,3 +140,24 @@ def test_text_stored_in_the_bucket_is_spoken(
     assert failed_ids(response) == []
     assert counting_core.calls == 20
     assert statuses(worker_aws.read_events(), "big")[-2:] == ["completed", "done"]
+
+
+@pytest.mark.parametrize("receive_count", [1, 3])
+def test_a_batch_of_one_unsettled_record_is_reported_not_raised(
+    worker_aws: WorkerAws,
+    counting_core: CountingSynthesizer,
+    lambda_context: Any,
+    restore_logging: None,
+    receive_count: int,
+) -> None:
+    # Given: the deployed batch size of one, and a job that fails transiently (its text object is missing)
+    body = job_body(None, task_id="alone", text_key=text_key_for("alone"))
+
+    # When: the handler sees a batch in which every record fails
+    response = invoke(sqs_event([body], receive_count=receive_count), lambda_context)
+
+    # Then: the invocation succeeds and names the record, so SQS redelivers it (or redrives it to the DLQ)
+    # without a Lambda error on every ordinary retry
+    assert failed_ids(response) == ["m-0"]
+    last = receive_count == 3
+    assert statuses(worker_aws.read_events(), "alone") == (["failed"] if last else [])

@@ -22,7 +22,10 @@ from tts_worker.runtime import build_core
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ServerlessTTS"))
-processor = BatchProcessor(event_type=EventType.SQS)
+# With one record per invocation (the deployed batch size) an unsettled record is "the entire batch failed":
+# Powertools would raise, turning every ordinary retry into a Lambda error (and the WorkerErrors alarm).
+# The record goes back to the queue through batchItemFailures either way.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class JobNotSettled(TransientJobError):
