@@ -126,7 +126,9 @@ def test_the_last_attempt_of_a_transient_failure_publishes_failed_and_is_left_fo
     assert failed.status is TaskStatus.FAILED
     assert failed.attempt == 3
     assert failed.error is not None
-    assert "gave up after 3 attempts: NoSuchKey" in failed.error.message
+    assert failed.error.code == "dependency_error"
+    assert failed.error.message.startswith("gave up after 3 attempts: ")
+    assert "NoSuchKey" not in failed.error.message
     assert statuses(events, "fine") == ["processing", "completed", "done"]
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from tts_common.domain import TaskStatus
 from tts_common.exceptions import MalformedJob, TTSError
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent, Progress
-from tts_worker.failures import Disposition, decide, error_info
+from tts_worker.failures import Disposition, decide, error_detail, error_info
 from tts_worker.job_input import recover_task_id
 from tts_worker.ports import EventPort, JobMessage, MetricsSink
 
@@ -72,6 +72,7 @@ class Reporter:
             "task_id": task_id,
             "attempt": attempts,
             "error_code": error.code,
+            "error_detail": error_detail(exc),
             "disposition": str(disposition),
         }
         # A traceback helps only for errors nobody raised on purpose.
