@@ -172,3 +172,62 @@ def test_a_task_queued_past_the_queue_retention_fails(
         task.task_id, [LifecycleEvent(task_id=task.task_id, status=TaskStatus.QUEUED, at=ancient)]
     )
     assert handler_module.sweep_handler({}, lambda_context)["timed_out"] == [task.task_id]
+
+
+def test_a_lagging_consumer_never_makes_a_submitted_task_look_lost(resources, repository) -> None:
+    # Given: a text submitted through the API's own submit path, whose `queued` event is never applied
+    # (the lifecycle consumer lags far behind)
+    from tts_api import service
+    from tts_common.settings import ApiSettings, TaskEventsSettings, load_settings
+    from tts_common.wiring import audio_store_from, job_queue_from, publisher_from
+    from tts_task_events.sweeper import policy_from, sweep
+
+    api = load_settings(ApiSettings)
+    submitted_at = datetime.now(UTC) - timedelta(minutes=30)
+    [submission] = service.submit_texts(
+        texts=["Jono on pitkä."],
+        custom_filename=None,
+        language=None,
+        batch=False,
+        settings=api,
+        repository=repository,
+        audio_store=audio_store_from(api),
+        job_queue=job_queue_from(api),
+        publisher=publisher_from(api),
+        clock=lambda: submitted_at,
+    )
+    assert submission.created
+    assert repository.get(submission.task.task_id).lifecycle.enqueued_at == submitted_at
+
+    # When: the sweeper runs long after REQUEUE_AFTER_S
+    events = load_settings(TaskEventsSettings)
+    report = sweep(
+        repository=repository,
+        queue=job_queue_from(events),
+        publisher=publisher_from(events),
+        params=events.synthesis_params,
+        now=datetime.now(UTC),
+        policy=policy_from(events),
+    )
+
+    # Then: the task's one job stays the only one
+    assert report.requeued == []
+    assert [SynthesisJob.model_validate_json(b).task_id for b in drain(resources.jobs_queue_url)] == [
+        submission.task.task_id
+    ]
+
+
+def test_a_requeued_task_is_marked_so_the_next_sweep_leaves_it(
+    handler_module, resources, repository, lambda_context, monkeypatch
+) -> None:
+    # Given a task whose job never reached the queue, found by one sweep
+    monkeypatch.setenv("REQUEUE_AFTER_S", "120")
+    stuck = make_task(repository, at=datetime.now(UTC) - timedelta(minutes=10))
+    assert handler_module.sweep_handler({}, lambda_context)["requeued"] == [stuck.task_id]
+
+    # When the next sweep runs before any lifecycle message was applied
+    second = handler_module.sweep_handler({}, lambda_context)
+
+    # Then it sends nothing again
+    assert second["requeued"] == []
+    assert len(drain(resources.jobs_queue_url)) == 1

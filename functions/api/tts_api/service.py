@@ -151,8 +151,9 @@ def submit_texts(
 ) -> list[Submission]:
     """Create (or find) one task per text, enqueue a job for each new one, then announce it as queued.
 
-    Order matters for recovery: a task whose job could not be sent has no `queued` event, so the sweeper
-    re-enqueues it after REQUEUE_AFTER_S; the client gets a 503 and a retry returns the same id.
+    Order matters for recovery: a task whose job could not be sent is not marked enqueued, so the sweeper
+    re-enqueues it after REQUEUE_AFTER_S; the client gets a 503 and a retry returns the same id. The mark is
+    written here, right after the send, never inferred from the lifecycle consumer's progress.
     """
     _check_language(language, settings)  # the synthesis params already carry the one served language
     normalized = _normalize_texts(texts, settings=settings, batch=batch)
@@ -173,6 +174,7 @@ def submit_texts(
     if created:
         with _dependency("jobs queue"):
             job_queue.send_many([job_for(task, params) for task in created])
+        _mark_enqueued(created, repository=repository, clock=clock)
         _announce_queued(created, publisher=publisher, clock=clock)
     return submissions
 
@@ -207,6 +209,16 @@ def _create_or_get(
     with _dependency("task table"):
         stored, created = repository.create_or_get(task)
     return Submission(task=stored, created=created)
+
+
+def _mark_enqueued(tasks: list[Task], *, repository: TaskRepository, clock: Clock) -> None:
+    """Record on each task that its job is on the queue, so the sweeper leaves it alone. A failure is only
+    logged: the job is queued, and at worst the sweeper sends it once more (the worker is idempotent)."""
+    for task in tasks:
+        try:
+            repository.mark_enqueued(task.task_id, at=clock())
+        except DEPENDENCY_ERRORS:
+            logger.exception("could not mark the task enqueued", extra={"task_id": task.task_id})
 
 
 def _announce_queued(tasks: list[Task], *, publisher: EventPublisher, clock: Clock) -> None:

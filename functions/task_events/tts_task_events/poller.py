@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
@@ -21,6 +20,52 @@ from tts_task_events.sweeper import policy_from, sweep
 logger = Logger(service="tts-task-events")
 
 
+def apply_round(*, events_queue: JobQueue, repository: TaskRepository, wait_s: int) -> int:
+    """Receive one batch of lifecycle messages, apply them, delete what was applied; returns how many."""
+    messages = events_queue.receive(max_messages=10, wait_s=wait_s)
+    done = []
+    for message in messages:
+        try:
+            applied = apply_message(body=message.body, repository=repository)
+        except Exception:  # left to the visibility timeout, then the DLQ
+            logger.exception("lifecycle message not applied", message_id=message.message_id)
+            continue
+        if applied.task is None:
+            logger.warning(
+                "lifecycle message for an unknown task dropped",
+                task_id=applied.event.task_id,
+                status=str(applied.event.status),
+            )
+        done.append(message.receipt_handle)
+    if done:
+        events_queue.delete_many(done)
+    return len(done)
+
+
+def sweep_round(*, settings: TaskEventsSettings, repository: TaskRepository) -> None:
+    report = sweep(
+        repository=repository,
+        queue=job_queue_from(settings),
+        publisher=publisher_from(settings),
+        params=settings.synthesis_params,
+        now=datetime.now(UTC),
+        policy=policy_from(settings),
+    )
+    if report.requeued or report.timed_out or report.finished:
+        logger.info("sweep", requeued=report.requeued, timed_out=report.timed_out, finished=report.finished)
+
+
+def _sweep_loop(
+    *, settings: TaskEventsSettings, repository: TaskRepository, stop: threading.Event, every_s: float
+) -> None:
+    """The sweeper on its own thread, as on AWS it is its own function: a slow sweep never delays events."""
+    while not stop.wait(every_s):
+        try:
+            sweep_round(settings=settings, repository=repository)
+        except Exception:
+            logger.exception("sweep failed; the next one goes on")
+
+
 def run(
     *,
     settings: TaskEventsSettings,
@@ -29,42 +74,22 @@ def run(
     sweep_every_s: float = 30.0,
     wait_s: int = 1,
 ) -> None:
-    """Apply lifecycle messages until `stop` is set; sweep stuck tasks every `sweep_every_s`."""
+    """Apply lifecycle messages until `stop` is set; sweep every `sweep_every_s` on a thread of its own."""
     repository: TaskRepository = repository_from(settings)
-    jobs, publisher = job_queue_from(settings), publisher_from(settings)
-    next_sweep = 0.0
+    sweeper = threading.Thread(
+        target=_sweep_loop,
+        kwargs={"settings": settings, "repository": repository, "stop": stop, "every_s": sweep_every_s},
+        name="sweeper",
+        daemon=True,
+    )
+    sweeper.start()
     while not stop.is_set():
         try:
-            messages = events_queue.receive(max_messages=10, wait_s=wait_s)
-            done = []
-            for message in messages:
-                try:
-                    apply_message(body=message.body, repository=repository)
-                    done.append(message.receipt_handle)
-                except Exception:  # left to the visibility timeout, then the DLQ
-                    logger.exception("lifecycle message not applied", message_id=message.message_id)
-            if done:
-                events_queue.delete_many(done)
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + sweep_every_s
-                report = sweep(
-                    repository=repository,
-                    queue=jobs,
-                    publisher=publisher,
-                    params=settings.synthesis_params,
-                    now=datetime.now(UTC),
-                    policy=policy_from(settings),
-                )
-                if report.requeued or report.timed_out or report.finished:
-                    logger.info(
-                        "sweep",
-                        requeued=report.requeued,
-                        timed_out=report.timed_out,
-                        finished=report.finished,
-                    )
+            apply_round(events_queue=events_queue, repository=repository, wait_s=wait_s)
         except Exception:  # one bad round (a dependency hiccup) must not stop the consumer
             logger.exception("consumer round failed; going on")
             stop.wait(1.0)
+    sweeper.join(timeout=5)
 
 
 class PollerSettings(TaskEventsSettings):

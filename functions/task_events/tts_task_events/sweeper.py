@@ -24,7 +24,7 @@ class SweepReport:
 
 @dataclass(frozen=True)
 class SweepPolicy:
-    requeue_after: timedelta  # queued, never announced by the API: its job may not be on the queue
+    requeue_after: timedelta  # queued, never marked enqueued: its job may not be on the queue
     stale_after: timedelta  # processing or completed with no lifecycle message for this long
     queued_stale_after: timedelta  # queued this long: SQS has dropped the job (its retention)
     limit: int = 500  # per rule and run; the next run goes on where this one stopped
@@ -75,7 +75,7 @@ def sweep(
     for task in repository.stalled(TaskStatus.QUEUED, inactive_since=queued_cutoff, limit=policy.limit):
         fail(task, f"still queued after {int(policy.queued_stale_after.total_seconds())} s")
 
-    # The API publishes `queued` only after the job is on the queue; a task without it may have lost its job.
+    # The API marks a task enqueued right after sending its job; a task without the mark may have lost it.
     timed_out = set(report.timed_out)
     for summary in repository.unannounced(submitted_before=now - policy.requeue_after, limit=policy.limit):
         if summary.task_id in timed_out:
@@ -84,6 +84,7 @@ def sweep(
         if task.status is not TaskStatus.QUEUED or task.lifecycle.enqueued_at is not None:
             continue
         queue.send(job_for(task, params))
+        repository.mark_enqueued(task.task_id, at=now)
         publisher.publish(LifecycleEvent(task_id=task.task_id, status=TaskStatus.QUEUED, at=now))
         report.requeued.append(task.task_id)
     return report

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, QueryError, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, QueryError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from tts_common.domain import TaskStatus
@@ -133,6 +133,27 @@ class TaskRepository:
         except PynamoDBException:
             logger.warning("dedupe hit not counted", extra={"task_id": task_id})
 
+    def mark_enqueued(self, task_id: str, *, at: datetime) -> None:
+        """Record that the task's job is on the queue, right where it was sent (the API, the sweeper).
+
+        The sweeper re-enqueues only tasks without this mark, so a lagging lifecycle consumer can never make
+        a healthy task look lost. The earliest mark stays (a `queued` event applied first may have set it).
+        """
+        t = self._r.task
+        try:
+            t._get_connection().update_item(
+                task_pk(task_id),
+                actions=[t.enqueued_at.set(t.enqueued_at | at)],
+                condition=t.pk.exists(),
+            )
+        except UpdateError as exc:
+            if (
+                getattr(exc.cause, "response", {}).get("Error", {}).get("Code")
+                == "ConditionalCheckFailedException"
+            ):
+                return  # the task is gone (expired): nothing to mark
+            raise
+
     # -- reads -----------------------------------------------------------------------------------------
 
     def get(self, task_id: str, *, consistent: bool = False, now: datetime | None = None) -> Task:
@@ -187,7 +208,7 @@ class TaskRepository:
         return [self._from_record(r) for r in results]
 
     def unannounced(self, *, submitted_before: datetime, limit: int) -> list[Task]:
-        """Queued tasks the API never announced: their job may never have reached the queue (the sweeper)."""
+        """Queued tasks never marked as enqueued: their job may never have reached the queue (the sweeper)."""
         t = self._r.task
         results = t.by_status.query(
             str(TaskStatus.QUEUED),
