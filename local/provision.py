@@ -32,6 +32,7 @@ class Resources:
             "AUDIO_BUCKET_NAME": self.bucket_name,
             "JOBS_QUEUE_URL": self.jobs_queue_url,
             "EVENTS_TOPIC_ARN": self.events_topic_arn,
+            "JOBS_DLQ_URL": self.jobs_dlq_url,
             "MAX_RECEIVE_COUNT": str(self.max_receive_count),
         }
 

@@ -10,10 +10,12 @@ from aws_lambda_powertools import Logger
 from pydantic import Field
 
 from tts_common.adapters.aws import client
+from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.sqs import JobQueue
 from tts_common.settings import TaskEventsSettings, load_settings
 from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
+from tts_task_events.dead_letters import fail_dead_lettered
 from tts_task_events.logic import apply_message
 from tts_task_events.sweeper import policy_from, sweep
 
@@ -55,6 +57,42 @@ def sweep_round(*, settings: TaskEventsSettings, repository: TaskRepository) -> 
         logger.info("sweep", requeued=report.requeued, timed_out=report.timed_out, finished=report.finished)
 
 
+def dead_letter_round(
+    *, jobs_dlq: JobQueue, repository: TaskRepository, publisher: EventPublisher, wait_s: int
+) -> int:
+    """Fail the tasks of dead-lettered jobs (one receive); returns how many messages were handled."""
+    messages = jobs_dlq.receive(max_messages=10, wait_s=wait_s)
+    done = []
+    for message in messages:
+        try:
+            fail_dead_lettered(
+                body=message.body,
+                receive_count=message.receive_count,
+                repository=repository,
+                publisher=publisher,
+                clock=lambda: datetime.now(UTC),
+            )
+        except Exception:  # left for the next receive
+            logger.exception("dead-lettered job not handled", message_id=message.message_id)
+            continue
+        done.append(message.receipt_handle)
+    if done:
+        jobs_dlq.delete_many(done)
+    return len(done)
+
+
+def _dead_letter_loop(
+    *, settings: TaskEventsSettings, jobs_dlq: JobQueue, repository: TaskRepository, stop: threading.Event
+) -> None:
+    publisher = publisher_from(settings)
+    while not stop.is_set():
+        try:
+            dead_letter_round(jobs_dlq=jobs_dlq, repository=repository, publisher=publisher, wait_s=1)
+        except Exception:
+            logger.exception("jobs DLQ round failed; going on")
+            stop.wait(1.0)
+
+
 def _sweep_loop(
     *, settings: TaskEventsSettings, repository: TaskRepository, stop: threading.Event, every_s: float
 ) -> None:
@@ -73,6 +111,7 @@ def run(
     stop: threading.Event,
     sweep_every_s: float = 30.0,
     wait_s: int = 1,
+    jobs_dlq: JobQueue | None = None,
 ) -> None:
     """Apply lifecycle messages until `stop` is set; sweep every `sweep_every_s` on a thread of its own."""
     repository: TaskRepository = repository_from(settings)
@@ -83,6 +122,13 @@ def run(
         daemon=True,
     )
     sweeper.start()
+    if jobs_dlq is not None:
+        threading.Thread(
+            target=_dead_letter_loop,
+            kwargs={"settings": settings, "jobs_dlq": jobs_dlq, "repository": repository, "stop": stop},
+            name="jobs-dlq",
+            daemon=True,
+        ).start()
     while not stop.is_set():
         try:
             apply_round(events_queue=events_queue, repository=repository, wait_s=wait_s)
@@ -97,6 +143,8 @@ class PollerSettings(TaskEventsSettings):
 
     events_queue_url: str = Field(validation_alias="EVENTS_QUEUE_URL", min_length=1)
     sweep_every_s: float = Field(default=30.0, validation_alias="SWEEP_EVERY_S", gt=0)
+    # The jobs DLQ, whose messages fail their tasks at once (on AWS, its own function's event source).
+    jobs_dlq_url: str | None = Field(default=None, validation_alias="JOBS_DLQ_URL")
 
 
 def main() -> None:
@@ -104,9 +152,19 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    queue = JobQueue(sqs_client=client("sqs", settings), queue_url=settings.events_queue_url)
-    logger.info("lifecycle consumer started", events_queue=settings.events_queue_url)
-    run(settings=settings, events_queue=queue, stop=stop, sweep_every_s=settings.sweep_every_s)
+    sqs = client("sqs", settings)
+    queue = JobQueue(sqs_client=sqs, queue_url=settings.events_queue_url)
+    jobs_dlq = JobQueue(sqs_client=sqs, queue_url=settings.jobs_dlq_url) if settings.jobs_dlq_url else None
+    logger.info(
+        "lifecycle consumer started", events_queue=settings.events_queue_url, jobs_dlq=settings.jobs_dlq_url
+    )
+    run(
+        settings=settings,
+        events_queue=queue,
+        stop=stop,
+        sweep_every_s=settings.sweep_every_s,
+        jobs_dlq=jobs_dlq,
+    )
 
 
 if __name__ == "__main__":

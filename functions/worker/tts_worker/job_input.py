@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 from pydantic import ValidationError
 
 from tts_common.domain import audio_key_for
 from tts_common.exceptions import MalformedJob
+from tts_common.jobs import recover_task_id
 from tts_common.messages import SynthesisJob
+
+__all__ = ["parse_job", "recover_task_id"]
 
 # Bounds a job's voice parameters must respect (the API's settings use the same ones).
 _SPEAKING_RATE_MAX = 4.0
@@ -32,15 +34,3 @@ def parse_job(body: str) -> SynthesisJob:
         if not (math.isfinite(value) and 0 <= value <= _NOISE_MAX):
             raise MalformedJob(f"{name} must be in [0, {_NOISE_MAX}]")
     return job
-
-
-def recover_task_id(body: str) -> str | None:
-    """The task id of a job that failed validation, when its JSON still names one plausibly."""
-    try:
-        raw = json.loads(body)
-    except (ValueError, TypeError):
-        return None
-    task_id = raw.get("task_id") if isinstance(raw, dict) else None
-    if isinstance(task_id, str) and 0 < len(task_id) <= 64 and task_id.isprintable():
-        return task_id
-    return None
