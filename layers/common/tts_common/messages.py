@@ -44,24 +44,38 @@ class SynthesisJob(_Message):
         return self
 
 
+# Bounds on what a message may say. The channel is trusted no more than a request: a forged or corrupt message
+# must not write an absurd number into a task record (attempts of 10^40, a negative size). Each bound is far
+# above what the service produces: texts are at most 100,000 characters, hence at most that many pieces.
+MAX_ATTEMPTS = 10_000
+MAX_PIECES = 100_000
+MAX_AUDIO_BYTES = 5 * 1024**4  # S3's largest object
+MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_SAMPLING_RATE = 384_000
+MAX_KEY_CHARS = 1024  # S3's longest key
+MAX_ERROR_CODE_CHARS = 64
+MAX_ERROR_MESSAGE_CHARS = 2000
+TaskId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class AudioInfo(_Message):
     """What the worker learned about the audio it wrote."""
 
-    audio_key: str
-    file_size: int
-    sampling_rate: int
-    duration_s: float
-    device: str
+    audio_key: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]
+    file_size: Annotated[int, Field(ge=0, le=MAX_AUDIO_BYTES)]
+    sampling_rate: Annotated[int, Field(ge=1, le=MAX_SAMPLING_RATE)]
+    duration_s: Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False)]
+    device: Annotated[str, Field(max_length=32)]
 
 
 class ErrorInfo(_Message):
-    code: str
-    message: str
+    code: Annotated[str, Field(min_length=1, max_length=MAX_ERROR_CODE_CHARS)]
+    message: Annotated[str, Field(max_length=MAX_ERROR_MESSAGE_CHARS)]
 
 
 class Progress(_Message):
-    pieces_done: Annotated[int, Field(ge=0)]
-    pieces_total: Annotated[int, Field(ge=1)]
+    pieces_done: Annotated[int, Field(ge=0, le=MAX_PIECES)]
+    pieces_total: Annotated[int, Field(ge=1, le=MAX_PIECES)]
 
 
 class LifecycleEvent(_Message):
@@ -72,10 +86,10 @@ class LifecycleEvent(_Message):
     """
 
     schema_version: int = SCHEMA_VERSION
-    task_id: str
+    task_id: TaskId
     status: TaskStatus
     at: AwareDatetime
-    attempt: Annotated[int, Field(ge=0)] = 0
+    attempt: Annotated[int, Field(ge=0, le=MAX_ATTEMPTS)] = 0
     progress: Progress | None = None
     audio: AudioInfo | None = None
     error: ErrorInfo | None = None
@@ -86,4 +100,6 @@ class LifecycleEvent(_Message):
             raise ValueError(f"a {self.status} event carries audio")
         if self.status is TaskStatus.FAILED and self.error is None:
             raise ValueError("a failed event carries an error")
+        if self.progress is not None and self.progress.pieces_done > self.progress.pieces_total:
+            raise ValueError("progress counts more pieces done than there are")
         return self
