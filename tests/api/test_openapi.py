@@ -62,3 +62,21 @@ def test_fastapis_own_validation_model_is_gone(schema):
 def test_the_health_503_is_the_health_report(schema):
     response = schema["paths"]["/health"]["get"]["responses"]["503"]
     assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/HealthReport"}
+
+
+def test_the_schema_names_the_served_languages_and_bounds_the_filename(api_settings):
+    schema = create_app(settings=api_settings).openapi()
+    served = [api_settings.tts_language]
+    for name in ("ConvertRequest", "ConvertMultipleRequest"):
+        language = schema["components"]["schemas"][name]["properties"]["language"]
+        assert language["examples"] == served
+        assert f"Served here: {', '.join(served)}." in language["description"]
+    [filename] = [
+        p
+        for p in schema["paths"]["/api/v1/tts/{conversion_id}/download"]["get"]["parameters"]
+        if p["name"] == "filename"
+    ]
+    string = next(
+        s for s in filename["schema"].get("anyOf", [filename["schema"]]) if s.get("type") == "string"
+    )
+    assert string["minLength"] == 1

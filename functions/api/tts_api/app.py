@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -16,7 +17,9 @@ from tts_api.errors import (
     strip_default_validation_responses,
 )
 from tts_api.routes import health, tts
+from tts_api.service import served_languages
 from tts_common import __version__
+from tts_common.exceptions import ConfigurationError
 from tts_common.settings import ApiSettings, cached_settings
 
 
@@ -107,7 +110,31 @@ def create_app(*, settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tts.router)
     strip_default_validation_responses(app)
+    _document_served_languages(app)
     return app
+
+
+def _document_served_languages(app: FastAPI) -> None:
+    """The request bodies' `language` lists this deployment's languages (known once settings are read)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        try:
+            settings: ApiSettings = app.state.settings or cached_settings(ApiSettings)
+        except ConfigurationError:
+            return schema  # no deployment to describe (a schema export without settings): left generic
+        served = served_languages(settings)
+        for name in ("ConvertRequest", "ConvertMultipleRequest"):
+            language = schema["components"]["schemas"][name]["properties"]["language"]
+            language["description"] = f"{language.get('description', '')} Served here: {', '.join(served)}."
+            language["examples"] = served
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 app = create_app()

@@ -166,6 +166,7 @@ def download(
     filename: Annotated[
         str | None,
         Query(
+            min_length=1,
             max_length=MAX_FILENAME_CHARS,
             description="Save under this plain name instead of the conversion's `custom_filename`.",
         ),
