@@ -401,13 +401,10 @@ def _choices(results: Results, emit: Callable[[str], None]) -> None:
             base="1 piece at a time, all cores (default)",
         )
         emit(
-            "  Two single-threaded pieces side by side (`cpu_workers=2`) add little, and only when a call "
-            "has "
-            "two pieces; a lone piece gets half the machine. And float rounding differs with the thread "
-            "count, so mixing the two modes would make an item's bytes depend on its company: the default is "
-            "one piece at a time on all cores (TTS_NUM_THREADS unset = every usable core). torch's own "
-            "inter-op pool serves only TorchScript `fork`, which eager VITS never calls. With the decoder "
-            "on ONNX Runtime its session gets the same threads: every core, or 1 per side-by-side worker."
+            "  The default is one piece at a time on all cores (TTS_NUM_THREADS unset = every usable "
+            "core); the 1-thread row is what one vCPU gives, and the Lambda cost estimate below scales by "
+            "it. torch's own inter-op pool serves only TorchScript `fork`, which eager VITS never calls. "
+            "With the decoder on ONNX Runtime its session gets the same threads."
         )
     if results.runtimes:
         emit(

@@ -18,12 +18,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import torch
 
 from bench import harness, texts
 from bench.harness import Run, make_jobs, median_run
 from bench.report import CATEGORIES, Results, summary, write
+from tts_common.settings import Device, Dtype
 from tts_worker.synthesizer.vits import VitsSynthesizer
 from tts_worker.text_split import split_text
 
@@ -92,38 +94,27 @@ def cpu_sweeps(synthesizer: VitsSynthesizer, results: Results, quick: bool) -> N
     onnx = synthesizer.cpu_decoder
     onnx_path = onnx.path if isinstance(onnx, OnnxDecoder) else None
 
-    def variant(
-        *, cpu_workers: int = 1, batch_forward: bool | None = None, onnx_threads: int | None = None
-    ) -> VitsSynthesizer:
+    def variant(*, batch_forward: bool | None = None, onnx_threads: int | None = None) -> VitsSynthesizer:
         """The loaded model run another way; its decoder on ONNX Runtime with `onnx_threads` threads."""
         return VitsSynthesizer(
             model=synthesizer.model,
             tokenizer=synthesizer.tokenizer,
             model_id=results.model,
-            cpu_workers=cpu_workers,
             batch_forward=batch_forward,
             cpu_decoder=None
             if onnx_path is None or onnx_threads is None
             else OnnxDecoder(onnx_path, threads=onnx_threads),
         )
 
-    paired = variant(cpu_workers=cores, onnx_threads=1) if cores > 1 else None
-    alone = variant(onnx_threads=1)
+    single = variant(onnx_threads=1)
     pin_this_thread(1)
-    one_thread = harness.worker(alone, jobs, max_batch=results.max_batch)
+    one_thread = harness.worker(single, jobs, max_batch=results.max_batch)
     pin_this_thread(cores)
     default = harness.worker(synthesizer, jobs, max_batch=results.max_batch)
     results.threads = [
         ("1 piece at a time, all cores (default)", default),
         ("1 piece at a time, 1 thread", one_thread),
     ]
-    if paired is not None:
-        results.threads.append(
-            (
-                f"{cores} pieces side by side, 1 thread each",
-                harness.worker(paired, jobs, max_batch=results.max_batch),
-            )
-        )
     log("threads: " + ", ".join(f"{label}: {run.chars_per_s:,.1f}" for label, run in results.threads))
 
     if onnx_path is not None:
@@ -183,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=None, help="rounds per set (default 1 on CPU, 3 on CUDA)"
     )
     parser.add_argument("--model", default="mms-random", help="a generated model name, hub id or directory")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--dtype", default="auto", help="the worker's TTS_DTYPE (auto: fp16 on CUDA)")
+    parser.add_argument("--device", default="auto", choices=get_args(Device))
+    parser.add_argument(
+        "--dtype", default="auto", choices=get_args(Dtype), help="the worker's TTS_DTYPE (auto: fp16 on CUDA)"
+    )
     parser.add_argument("--max-batch", type=int, default=None, help="TTS_MAX_BATCH (default 16 CPU, 64 CUDA)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     parser.add_argument(
@@ -205,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     from tts_worker.synthesizer.loader import load_synthesizer
     from tts_worker.synthesizer.vits import VitsSynthesizer, resolve_device
 
-    device = resolve_device(args.device).type
+    device: Device = "cuda" if resolve_device(args.device).type == "cuda" else "cpu"
     if random_models.is_generated(args.model):
         model_dir = random_models.ensure_generated(args.model)  # built once, before anything is timed
         if device == "cpu" and onnx_decoder.available():

@@ -14,9 +14,10 @@ import pytest
 from tests.worker.support import CountingSynthesizer, FakeSynthesizer, WorkerAws, job_body, raw_json, statuses
 from tts_common.domain import TaskStatus, audio_key_for, text_key_for
 from tts_common.settings import WorkerSettings
+from tts_common.wiring import job_queue_from
 from tts_worker import ecs_loop
 from tts_worker.ecs_loop import run_loop
-from tts_worker.runtime import build_core, build_queue
+from tts_worker.runtime import build_core
 from tts_worker.synthesizer.base import Synthesizer
 
 pytestmark = pytest.mark.model
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.model
 
 def loop_parts(synthesizer: Synthesizer) -> tuple[Any, Any]:
     settings = WorkerSettings()  # type: ignore[call-arg]
-    return build_core(settings, synthesizer=synthesizer), build_queue(settings)
+    return build_core(settings, synthesizer=synthesizer), job_queue_from(settings)
 
 
 def test_the_loop_deletes_what_it_settled_and_leaves_the_rest_to_the_dlq(

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tts_common.exceptions import ModelLoadError
+from tts_common.settings import DecoderRuntime
 from tts_worker import prefetch
 from tts_worker.synthesizer import onnx_decoder
 from tts_worker.synthesizer.base import SynthesisItem
@@ -183,7 +184,7 @@ def test_asked_for_explicitly_a_failing_onnx_runtime_stops_the_start(
     ],
 )
 def test_the_decoder_runtime_follows_device_and_installation(
-    requested: str, device: str, installed: bool, expected: str, monkeypatch: pytest.MonkeyPatch
+    requested: DecoderRuntime, device: str, installed: bool, expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(onnx_decoder, "available", lambda: installed)
     assert resolve_decoder_runtime(requested, torch.device(device)) == expected
@@ -194,11 +195,10 @@ def test_the_decoder_runtime_follows_device_and_installation(
     [
         ("onnxruntime", "cuda", True, "CPU only"),
         ("onnxruntime", "cpu", False, "not installed"),
-        ("tensorrt", "cpu", True, "not one of"),
     ],
 )
 def test_an_impossible_decoder_runtime_is_a_start_up_error(
-    requested: str, device: str, installed: bool, message: str, monkeypatch: pytest.MonkeyPatch
+    requested: DecoderRuntime, device: str, installed: bool, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(onnx_decoder, "available", lambda: installed)
     with pytest.raises(ModelLoadError, match=message):

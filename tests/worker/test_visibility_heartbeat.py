@@ -10,9 +10,10 @@ import pytest
 
 from tests.worker.support import FakeSynthesizer, WorkerAws, job_body
 from tts_common.settings import WorkerSettings
+from tts_common.wiring import job_queue_from
 from tts_worker.core import WorkerCore
 from tts_worker.ecs_loop import VisibilityHeartbeat, run_loop
-from tts_worker.runtime import build_core, build_queue
+from tts_worker.runtime import build_core
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult
 
 
@@ -67,7 +68,7 @@ def test_a_job_longer_than_the_visibility_timeout_is_not_redelivered_meanwhile(
     aws.send_job(job_body("Yksi lause. Toinen lause. Kolmas lause.", task_id="slow"))
     settings = WorkerSettings()  # type: ignore[call-arg]
     core: WorkerCore = build_core(settings, synthesizer=SlowSynthesizer())
-    queue = build_queue(settings)
+    queue = job_queue_from(settings)
     seen_meanwhile: list[int] = []
 
     def peek() -> None:

@@ -23,7 +23,7 @@ from tests.worker.support import (
 from tts_common.domain import TaskStatus, audio_key_for, seed_for, text_key_for
 from tts_common.exceptions import SynthesisFailed
 from tts_common.messages import AudioInfo
-from tts_worker.core import WorkerCore
+from tts_worker.core import MessageOutcome, WorkerCore
 from tts_worker.failures import Disposition
 from tts_worker.job_input import parse_job, recover_task_id
 from tts_worker.ports import QueueMessage
@@ -31,6 +31,12 @@ from tts_worker.ports import QueueMessage
 
 def message(body: str, receive_count: int = 1, message_id: str = "m-1") -> QueueMessage:
     return QueueMessage(message_id=message_id, body=body, receive_count=receive_count)
+
+
+def process_one(core: WorkerCore, received: QueueMessage) -> MessageOutcome:
+    """One message through the core, as a batch of one."""
+    [outcome] = core.process_batch([received])
+    return outcome
 
 
 def test_a_job_writes_its_wav_and_reports_processing_completed_done(
@@ -68,7 +74,7 @@ def test_each_piece_is_seeded_from_the_dedupe_key_and_its_place(
     core = make_core(fake_synthesizer, store, events)
 
     # When
-    core.process_message(message(job.model_dump_json()))
+    process_one(core, message(job.model_dump_json()))
 
     # Then
     assert [i.text for i in fake_synthesizer.items] == ["Ensimmäinen lause.", "Kolmas lause on tässä."]
@@ -92,10 +98,10 @@ def test_each_piece_is_seeded_from_the_dedupe_key_and_its_place(
 
 def test_the_same_job_gives_the_same_bytes(store: MemoryStore, events: MemoryEvents) -> None:
     body = job_body("Sama teksti, sama ääni.", task_id="t1")
-    make_core(FakeSynthesizer(), store, events).process_message(message(body))
+    process_one(make_core(FakeSynthesizer(), store, events), message(body))
     first = store.audio.pop(audio_key_for("t1"))[1]
 
-    make_core(FakeSynthesizer(), store, events).process_message(message(body))
+    process_one(make_core(FakeSynthesizer(), store, events), message(body))
 
     assert store.audio[audio_key_for("t1")][1] == first
 
@@ -104,7 +110,7 @@ def test_voice_parameters_travel_to_the_synthesizer(
     fake_synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents
 ) -> None:
     body = job_body("Nopeasti.", speaking_rate=1.5, noise_scale=0.3, noise_scale_duration=0.4)
-    make_core(fake_synthesizer, store, events).process_message(message(body))
+    process_one(make_core(fake_synthesizer, store, events), message(body))
 
     [item] = fake_synthesizer.items
     assert (item.speaking_rate, item.noise_scale, item.noise_scale_duration) == (1.5, 0.3, 0.4)
@@ -124,7 +130,7 @@ def test_progress_of_a_long_job_is_reported_at_most_every_interval(
     text = " ".join(f"Lause numero {n}." for n in range(12))
 
     # When
-    core.process_message(message(job_body(text)))
+    process_one(core, message(job_body(text)))
 
     # Then: each piece costs two readings (1 s), so every second piece is reported
     processing = [
@@ -139,7 +145,7 @@ def test_text_stored_in_the_bucket_is_read_from_there(
     store.texts[text_key_for("t1")] = "Pitkä teksti ämpärissä."
     body = job_body(None, task_id="t1", text_key=text_key_for("t1"))
 
-    outcome = make_core(fake_synthesizer, store, events).process_message(message(body))
+    outcome = process_one(make_core(fake_synthesizer, store, events), message(body))
 
     assert outcome.disposition is Disposition.SUCCEEDED
     assert [i.text for i in fake_synthesizer.items] == ["Pitkä teksti ämpärissä."]
@@ -155,8 +161,8 @@ def test_a_redelivered_finished_job_republishes_and_does_no_work(
     store.audio[existing.audio_key] = (existing, b"")
 
     # When
-    outcome = make_core(fake_synthesizer, store, events, metrics).process_message(
-        message(job_body(task_id="t1"), receive_count=2)
+    outcome = process_one(
+        make_core(fake_synthesizer, store, events, metrics), message(job_body(task_id="t1"), receive_count=2)
     )
 
     # Then
@@ -172,9 +178,7 @@ def test_a_redelivered_finished_job_republishes_and_does_no_work(
 def test_text_with_nothing_to_speak_fails_now(
     text: str, fake_synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents
 ) -> None:
-    outcome = make_core(fake_synthesizer, store, events).process_message(
-        message(job_body(text, task_id="t1"))
-    )
+    outcome = process_one(make_core(fake_synthesizer, store, events), message(job_body(text, task_id="t1")))
 
     assert (outcome.disposition, outcome.settled) == (Disposition.FAILED, True)
     [failed] = events.events
@@ -198,7 +202,7 @@ def test_text_with_nothing_to_speak_fails_now(
 def test_a_malformed_job_with_a_task_id_fails_that_task(
     body: str, fake_synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents
 ) -> None:
-    outcome = make_core(fake_synthesizer, store, events).process_message(message(body))
+    outcome = process_one(make_core(fake_synthesizer, store, events), message(body))
 
     assert (outcome.disposition, outcome.settled) == (Disposition.FAILED, True)
     [failed] = events.events
@@ -212,7 +216,7 @@ def test_a_malformed_job_with_a_task_id_fails_that_task(
 def test_a_malformed_job_without_a_task_id_is_dropped(
     body: str, fake_synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents
 ) -> None:
-    outcome = make_core(fake_synthesizer, store, events).process_message(message(body))
+    outcome = process_one(make_core(fake_synthesizer, store, events), message(body))
 
     assert (outcome.disposition, outcome.settled, outcome.task_id) == (Disposition.FAILED, True, None)
     assert events.events == []
@@ -224,7 +228,7 @@ def test_a_transient_failure_retries_without_reporting(
 ) -> None:
     synthesizer = FakeSynthesizer(failures={"huomenta": error})
 
-    outcome = make_core(synthesizer, store, events).process_message(message(job_body(task_id="t1")))
+    outcome = process_one(make_core(synthesizer, store, events), message(job_body(task_id="t1")))
 
     assert (outcome.disposition, outcome.settled) == (Disposition.RETRY, False)
     assert statuses(events.events, "t1") == ["processing"]
@@ -235,8 +239,8 @@ def test_the_last_attempt_of_a_transient_failure_reports_failed_and_goes_to_the_
 ) -> None:
     synthesizer = FakeSynthesizer(failures={"huomenta": RuntimeError("surprise")})
 
-    outcome = make_core(synthesizer, store, events, metrics).process_message(
-        message(job_body(task_id="t1"), receive_count=3)
+    outcome = process_one(
+        make_core(synthesizer, store, events, metrics), message(job_body(task_id="t1"), receive_count=3)
     )
 
     assert (outcome.disposition, outcome.settled) == (Disposition.DEAD_LETTER, False)
@@ -255,7 +259,7 @@ def test_a_failure_that_cannot_be_reported_is_retried(
 ) -> None:
     events = MemoryEvents(fail_with=ConnectionError("sns down"))
 
-    outcome = make_core(fake_synthesizer, store, events).process_message(message(job_body("", task_id="t1")))
+    outcome = process_one(make_core(fake_synthesizer, store, events), message(job_body("", task_id="t1")))
 
     assert outcome.disposition is Disposition.RETRY
 

@@ -128,9 +128,6 @@ class WorkerCore:
     def synthesizer(self) -> Synthesizer:
         return self._synthesizer
 
-    def process_message(self, message: JobMessage) -> MessageOutcome:
-        return self.process_batch([message])[0]
-
     def process_batch(self, messages: Sequence[JobMessage]) -> list[MessageOutcome]:
         """One outcome per message, in order; one bad job or piece never fails its neighbours."""
         state = _BatchState(outcomes=[None] * len(messages))

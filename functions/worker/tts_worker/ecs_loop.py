@@ -22,9 +22,10 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from tts_common.adapters.sqs import ReceivedMessage
 from tts_common.exceptions import ConfigurationError, ModelLoadError
 from tts_common.settings import WorkerSettings, load_settings
+from tts_common.wiring import job_queue_from
 from tts_worker.core import WorkerCore
 from tts_worker.failures import Disposition
-from tts_worker.runtime import build_core, build_queue
+from tts_worker.runtime import build_core
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ def main() -> int:
 
     stats = run_loop(
         core=core,
-        queue=build_queue(settings),
+        queue=job_queue_from(settings),
         stop=stop,
         wait_s=settings.poll_wait_s,
         max_batch=settings.tts_max_batch,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tts_common.adapters.sqs import JobQueue
 from tts_common.settings import WorkerSettings
-from tts_common.wiring import audio_store_from, job_queue_from, publisher_from
+from tts_common.wiring import audio_store_from, publisher_from
 from tts_worker.core import CoreConfig, WorkerCore
 from tts_worker.ports import MetricsSink
 from tts_worker.synthesizer.base import Synthesizer
@@ -38,7 +37,3 @@ def build_core(
         config=CoreConfig.from_settings(settings, io_workers=IO_WORKERS),
         metrics=metrics,
     )
-
-
-def build_queue(settings: WorkerSettings) -> JobQueue:
-    return job_queue_from(settings)

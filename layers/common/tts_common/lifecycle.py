@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from tts_common.domain import STATUS_RANK, TaskStatus, later_status
+from tts_common.domain import TaskStatus, later_status
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
 
 
@@ -80,7 +80,3 @@ def apply_event(state: LifecycleState, event: LifecycleEvent) -> LifecycleState:
             ):
                 new = replace(new, failed_at=event.at, error=event.error)
     return new
-
-
-def is_forward(before: TaskStatus, after: TaskStatus) -> bool:
-    return STATUS_RANK[after] >= STATUS_RANK[before]

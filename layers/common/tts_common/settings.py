@@ -14,6 +14,11 @@ from tts_common.exceptions import ConfigurationError
 
 DEFAULT_MODEL = "facebook/mms-tts-fin"
 
+# What TTS_DEVICE, TTS_DTYPE and TTS_DECODER_RUNTIME may be; the worker's synthesizer takes the same types.
+Device = Literal["auto", "cpu", "cuda"]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+DecoderRuntime = Literal["auto", "torch", "onnxruntime"]
+
 
 class ServiceSettings(BaseSettings):
     """What every function needs: where the shared resources are and what the deployment synthesizes."""
@@ -83,15 +88,11 @@ class ApiSettings(ServiceSettings):
 
 
 class WorkerSettings(ServiceSettings):
-    tts_device: Literal["auto", "cpu", "cuda"] = Field(default="auto", validation_alias="TTS_DEVICE")
-    tts_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        default="auto", validation_alias="TTS_DTYPE"
-    )
+    tts_device: Device = Field(default="auto", validation_alias="TTS_DEVICE")
+    tts_dtype: Dtype = Field(default="auto", validation_alias="TTS_DTYPE")
     tts_num_threads: int | None = Field(default=None, validation_alias="TTS_NUM_THREADS", ge=1, le=256)
     # Where a CPU item's HiFi-GAN decoder runs: auto = ONNX Runtime on the CPU when installed, torch on CUDA.
-    tts_decoder_runtime: Literal["auto", "torch", "onnxruntime"] = Field(
-        default="auto", validation_alias="TTS_DECODER_RUNTIME"
-    )
+    tts_decoder_runtime: DecoderRuntime = Field(default="auto", validation_alias="TTS_DECODER_RUNTIME")
     tts_max_batch: int = Field(default=16, validation_alias="TTS_MAX_BATCH", ge=1, le=512)
     tts_max_wait_ms: int = Field(default=50, validation_alias="TTS_MAX_WAIT_MS", ge=0, le=20_000)
     # Must equal the jobs queue's redrive maxReceiveCount: the last attempt publishes `failed`.

@@ -1,16 +1,13 @@
 """Per-thread intra-op thread counts for CPU inference.
 
 torch (OpenMP build) reads the process-wide thread count into each thread once, at that thread's first
-parallel op, and keeps it. So a pool thread can be pinned to one intra-op thread while the main thread keeps
-all cores: two items side by side on two single-threaded workers beat one item on two threads (measured,
-docs/BENCHMARKS.md), and a lone item still gets every core.
+parallel op, and keeps it: `pin_this_thread` sets the count and makes the calling thread read it at once.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -31,10 +28,3 @@ def pin_this_thread(num_threads: int) -> None:
         torch.set_num_threads(num_threads)
         # A parallel op makes torch read the count into this thread now, while it is still ours.
         torch.ones(1 << 16).add_(1).sum()
-
-
-def single_threaded_pool(workers: int) -> ThreadPoolExecutor:
-    """`workers` threads, each pinned to one intra-op thread."""
-    return ThreadPoolExecutor(
-        workers, thread_name_prefix="tts-cpu", initializer=pin_this_thread, initargs=(1,)
-    )

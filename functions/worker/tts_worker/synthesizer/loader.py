@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from tts_common.exceptions import ModelLoadError
+from tts_common.settings import DecoderRuntime, Device, Dtype
 from tts_worker.synthesizer.base import Synthesizer
 
 logger = logging.getLogger(__name__)
@@ -15,19 +16,18 @@ logger = logging.getLogger(__name__)
 def load_synthesizer(
     model: str,
     *,
-    device: str = "auto",
-    dtype: str = "auto",
+    device: Device = "auto",
+    dtype: Dtype = "auto",
     num_threads: int | None = None,
-    cpu_workers: int | None = None,
-    decoder_runtime: str = "auto",
+    decoder_runtime: DecoderRuntime = "auto",
     cache_dir: Path | None = None,
     warm_up: bool = True,
 ) -> Synthesizer:
     """`model` is a hub id, a local directory, or a generated model's name (tiny-random, mms-random).
 
-    `num_threads` is torch's intra-op thread count (default: every usable core); `cpu_workers` > 1 runs
-    that many pieces side by side on single-threaded workers instead (CPU only; default 1: one piece at a
-    time on every core). `decoder_runtime` (auto, torch, onnxruntime) says where a CPU item's decoder runs.
+    `num_threads` is torch's intra-op thread count (default: every usable core); on the CPU a call runs its
+    pieces one at a time on those threads. `decoder_runtime` (auto, torch, onnxruntime) says where a CPU
+    item's decoder runs.
     docs/BENCHMARKS.md has the measurements behind the defaults.
     """
     # torch and transformers load here, not at import: the core and its tests do not need them.
@@ -39,8 +39,7 @@ def load_synthesizer(
     from tts_worker.synthesizer.vits import VitsSynthesizer
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # progress bars are noise in logs
-    cores = usable_cores()
-    pin_this_thread(num_threads or cores)
+    pin_this_thread(num_threads or usable_cores())
     started = time.perf_counter()
     source: str | Path = (
         random_models.ensure_generated(model, cache_dir) if random_models.is_generated(model) else model
@@ -50,7 +49,6 @@ def load_synthesizer(
         model_id=model,
         device=device,
         dtype=dtype,
-        cpu_workers=cpu_workers or 1,
         decoder_runtime=decoder_runtime,
         cache_dir=cache_dir,
     )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +14,12 @@ import torch
 from transformers import AutoTokenizer, VitsModel
 
 from tts_common.exceptions import EmptyTokenization, ModelLoadError, SynthesisFailed
+from tts_common.settings import DecoderRuntime, Device, Dtype
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
-from tts_worker.synthesizer.cpu_threads import pin_this_thread, single_threaded_pool
 from tts_worker.synthesizer.vits_forward import Decode, ForwardItem, forward_items
 
 logger = logging.getLogger(__name__)
 
-_HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 # On the CPU a lone item longer than this (about 9.6 s of audio) is decoded in chunks of this many frames:
 # past ~800 frames the decoder's activations outgrow the caches and it runs ~1.45x slower per frame.
 DECODE_CHUNK_FRAMES = 600
@@ -30,18 +27,16 @@ DECODE_CHUNK_FRAMES = 600
 ONNX_DECODE_CHUNK_FRAMES = 2000
 
 
-def resolve_device(requested: str) -> torch.device:
+def resolve_device(requested: Device) -> torch.device:
     """`auto` picks CUDA when present; CUDA asked for but absent is a start-up error, not a CPU run."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("TTS_DEVICE=cuda but torch sees no CUDA device")
-    if requested not in {"cpu", "cuda"}:
-        raise ModelLoadError(f"TTS_DEVICE={requested!r} is not one of auto, cpu, cuda")
     return torch.device(requested)
 
 
-def resolve_half(requested: str, device: torch.device) -> torch.dtype | None:
+def resolve_half(requested: Dtype, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for flow and decoder, or None for float32.
 
     `auto` is float16 on CUDA (measured faster, each item checked) and float32 on the CPU (no fast half
@@ -51,18 +46,10 @@ def resolve_half(requested: str, device: torch.device) -> torch.dtype | None:
         return torch.float16 if device.type == "cuda" else None
     if requested == "float32":
         return None
-    try:
-        return _HALF_DTYPES[requested]
-    except KeyError:
-        raise ModelLoadError(
-            f"TTS_DTYPE={requested!r} is not one of auto, float32, {', '.join(_HALF_DTYPES)}"
-        ) from None
+    return torch.float16 if requested == "float16" else torch.bfloat16
 
 
-DECODER_RUNTIMES = ("auto", "torch", "onnxruntime")
-
-
-def resolve_decoder_runtime(requested: str, device: torch.device) -> str:
+def resolve_decoder_runtime(requested: DecoderRuntime, device: torch.device) -> str:
     """`torch` or `onnxruntime`: where a lone item's HiFi-GAN decoder runs.
 
     `auto` is ONNX Runtime on the CPU when it is installed (measured ~1.4x faster, same waveform up to float
@@ -70,8 +57,6 @@ def resolve_decoder_runtime(requested: str, device: torch.device) -> str:
     """
     from tts_worker.synthesizer import onnx_decoder
 
-    if requested not in DECODER_RUNTIMES:
-        raise ModelLoadError(f"TTS_DECODER_RUNTIME={requested!r} is not one of {', '.join(DECODER_RUNTIMES)}")
     if requested == "torch":
         return "torch"
     if device.type != "cpu":
@@ -102,10 +87,7 @@ class VitsSynthesizer(Synthesizer):
         (inf or NaN before the final tanh) is redone in float32.
       * CPU: one forward per item, float32, a long item decoded in chunks (DECODE_CHUNK_FRAMES), on this
         thread's intra-op threads (TTS_NUM_THREADS); the decoder on ONNX Runtime unless
-        TTS_DECODER_RUNTIME=torch (onnx_decoder). With `cpu_workers` > 1, every item runs instead on
-        one of that many single-threaded workers, side by side (cpu_threads): a little more throughput
-        when calls carry several items, a slower lone item. Never a mix of the two: float rounding
-        differs with the thread count, and an item's audio must not depend on its company.
+        TTS_DECODER_RUNTIME=torch (onnx_decoder).
     Either way item i's noise comes from a generator seeded with item i's seed, so its audio does not depend
     on its neighbours (vits_forward).
     """
@@ -118,7 +100,6 @@ class VitsSynthesizer(Synthesizer):
         model_id: str,
         half: torch.dtype | None = None,
         batch_forward: bool | None = None,
-        cpu_workers: int = 1,
         cpu_decoder: Decode | None = None,
     ) -> None:
         self._model = model.eval()
@@ -128,21 +109,9 @@ class VitsSynthesizer(Synthesizer):
         self._vocab_size = int(model.config.vocab_size)
         self._half = half
         self._batch_forward = self._device.type == "cuda" if batch_forward is None else batch_forward
-        self._cpu_workers = 1 if self._batch_forward else max(1, cpu_workers)
-        self._pool = self._start_pool(self._cpu_workers) if self._cpu_workers > 1 else None
         self._cpu_decoder = None if self._device.type == "cuda" else cpu_decoder
         if int(getattr(model.config, "num_speakers", 1)) > 1:
             logger.warning("multi-speaker model: every item uses the default voice")
-
-    @staticmethod
-    def _start_pool(workers: int) -> ThreadPoolExecutor:
-        """Single-threaded workers, started now; then this thread gets back the thread count it had."""
-        own_threads = torch.get_num_threads()
-        pool = single_threaded_pool(workers)
-        started = threading.Barrier(workers)
-        list(pool.map(lambda _: started.wait(), range(workers)))
-        pin_this_thread(own_threads)
-        return pool
 
     @classmethod
     def load(
@@ -150,11 +119,10 @@ class VitsSynthesizer(Synthesizer):
         source: str | Path,
         *,
         model_id: str | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
+        device: Device = "auto",
+        dtype: Dtype = "auto",
         batch_forward: bool | None = None,
-        cpu_workers: int = 1,
-        decoder_runtime: str = "auto",
+        decoder_runtime: DecoderRuntime = "auto",
         cache_dir: Path | None = None,
     ) -> VitsSynthesizer:
         """Load with `from_pretrained` from a hub id or a directory; any failure becomes ModelLoadError.
@@ -184,7 +152,7 @@ class VitsSynthesizer(Synthesizer):
                 model,
                 source=source,
                 cache_dir=cache_dir,
-                threads=1 if cpu_workers > 1 else torch.get_num_threads(),
+                threads=torch.get_num_threads(),
                 required=decoder_runtime == "onnxruntime",
             )
         synthesizer = cls(
@@ -193,7 +161,6 @@ class VitsSynthesizer(Synthesizer):
             model_id=configured,
             half=half,
             batch_forward=batch_forward,
-            cpu_workers=cpu_workers,
             cpu_decoder=cpu_decoder,
         )
         logger.info(
@@ -203,7 +170,6 @@ class VitsSynthesizer(Synthesizer):
                 "device": torch_device.type,
                 "compute_dtype": str(half or torch.float32),
                 "batch_forward": synthesizer.pads_batches,
-                "cpu_workers": synthesizer._cpu_workers,
                 "decoder_runtime": synthesizer.decoder_runtime,
             },
         )
@@ -265,9 +231,7 @@ class VitsSynthesizer(Synthesizer):
 
     @property
     def max_items_per_call(self) -> int | None:
-        if self._batch_forward:
-            return None
-        return self._cpu_workers
+        return None if self._batch_forward else 1
 
     @property
     def pads_batches(self) -> bool:
@@ -304,10 +268,8 @@ class VitsSynthesizer(Synthesizer):
             with torch.inference_mode():
                 if self._batch_forward:
                     waveforms = self._checked(prepared)
-                elif self._pool is not None:
-                    waveforms = list(self._pool.map(self._alone, prepared))
                 else:
-                    waveforms = [self._alone(item) for item in prepared]
+                    waveforms = [waveform for item in prepared for waveform in self._checked([item])]
         except (RuntimeError, ValueError) as exc:
             raise SynthesisFailed(f"inference failed: {type(exc).__name__}: {exc}") from exc
         return [
@@ -342,11 +304,6 @@ class VitsSynthesizer(Synthesizer):
             chunk = DECODE_CHUNK_FRAMES if decode is None else ONNX_DECODE_CHUNK_FRAMES
         output = forward_items(self._model, items, half=half, decode_chunk_frames=chunk, decode=decode)
         return [Waveform(output.item(i), output.finite[i]) for i in range(len(items))]
-
-    def _alone(self, item: ForwardItem) -> npt.NDArray[np.float32]:
-        with torch.inference_mode():  # thread-local: a pool thread needs its own
-            [waveform] = self._checked([item])
-        return waveform
 
     def _checked(self, items: Sequence[ForwardItem]) -> list[npt.NDArray[np.float32]]:
         """Forward in the configured precision; redo in float32 the items half precision overflowed in.

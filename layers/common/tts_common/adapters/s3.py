@@ -9,7 +9,6 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tts_common.domain import content_disposition
-from tts_common.exceptions import DependencyUnavailable
 from tts_common.messages import AudioInfo
 
 
@@ -87,9 +86,3 @@ class AudioStore:
         except (ClientError, BotoCoreError):
             return False
         return True
-
-
-def wrap_unavailable(what: str, exc: Exception) -> DependencyUnavailable:
-    return DependencyUnavailable(
-        f"{what} did not answer", details={"dependency": what, "reason": type(exc).__name__}
-    )
