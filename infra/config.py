@@ -2,6 +2,9 @@
 
 `app.py` reads context once and builds a `DeploymentConfig`; stacks and constructs take it as a parameter and
 never read context or the environment themselves. A bad value fails synthesis, naming the key.
+
+A key that reaches the functions as a setting takes its default and its bounds from that setting
+(tts_common.settings), so the deployment and the code it runs cannot disagree on either.
 """
 
 from __future__ import annotations
@@ -12,6 +15,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_type_hints
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_settings import BaseSettings
+
+from tts_common.metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE_NAME
+from tts_common.settings import ApiSettings, Dtype, ServiceSettings, TaskEventsSettings, WorkerSettings
 
 WorkerMode = Literal["lambda", "ecs"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -27,6 +36,27 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,30}$")
 _STAGE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 DEV_STAGE = "dev"
+
+# Field metadata: the (settings class, field) a context key is handed to the functions as.
+_SETTING = "setting"
+
+
+def runtime_setting(settings: type[BaseSettings], name: str, *, default: Any = None) -> Any:
+    """A context key the functions read as `settings.name`: its type and bounds are that field's (`validate`
+    checks them, the default included), and so is its default unless the deployment deliberately differs."""
+    value = settings.model_fields[name].default if default is None else default
+    return dataclasses.field(default=value, metadata={_SETTING: (settings, name)})
+
+
+def _setting_problem(settings: type[BaseSettings], name: str, value: Any) -> str | None:
+    """Why the functions would refuse `value` for `settings.name` at start, or None."""
+    info = settings.model_fields[name]
+    try:
+        TypeAdapter(info.rebuild_annotation()).validate_python(value, strict=True)
+    except ValidationError as exc:
+        env = info.validation_alias if isinstance(info.validation_alias, str) else name.upper()
+        return f"{exc.errors()[0]['msg']} (the functions' {env})"
+    return None
 
 
 class ConfigError(ValueError):
@@ -46,14 +76,15 @@ class DeploymentConfig:
     layer_bundling: Literal["local", "docker", "skip"] = "local"
 
     # Model and behaviour shared by every function
-    tts_model: str = "facebook/mms-tts-fin"
-    tts_language: str = "fi"
-    retention_days: int = 30
-    service_name: str = "serverless-tts"
-    metrics_namespace: str = "ServerlessTTS"
+    tts_model: str = runtime_setting(ServiceSettings, "tts_model")
+    tts_language: str = runtime_setting(ServiceSettings, "tts_language")
+    # Task records' TTL and the audio's expiry.
+    retention_days: int = runtime_setting(ServiceSettings, "task_ttl_days")
+    service_name: str = DEFAULT_SERVICE_NAME
+    metrics_namespace: str = DEFAULT_NAMESPACE
     log_level: LogLevel = "INFO"
     log_retention_days: int = 30
-    service_version: str = "0.1.0"
+    service_version: str = runtime_setting(ApiSettings, "service_version")
 
     # API
     api_memory_mb: int = 1024
@@ -61,15 +92,18 @@ class DeploymentConfig:
     api_throttle_burst: int = 20
     api_quota_per_day: int = 10_000
     cors_origins: tuple[str, ...] = ()
-    max_text_chars: int = 100_000
-    presign_expiry_s: int = 3600
+    max_text_chars: int = runtime_setting(ApiSettings, "max_text_chars")
+    presign_expiry_s: int = runtime_setting(ApiSettings, "presign_expiry_s")
 
     # Jobs queue and worker (both modes)
-    max_receive_count: int = 3
+    max_receive_count: int = runtime_setting(WorkerSettings, "max_receive_count")
     worker_timeout_s: int = 900
-    tts_max_batch: int = 64
-    tts_max_wait_ms: int = 250
-    tts_dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    # Deliberately above the worker's own defaults (16, 50 ms: a CPU and `make run`): on ECS a GPU runs one
+    # padded forward pass over many jobs' pieces. On Lambda the event source's batch (worker_batch_size)
+    # limits the jobs, so this only caps pieces per call.
+    tts_max_batch: int = runtime_setting(WorkerSettings, "tts_max_batch", default=64)
+    tts_max_wait_ms: int = runtime_setting(WorkerSettings, "tts_max_wait_ms", default=250)
+    tts_dtype: Dtype = runtime_setting(WorkerSettings, "tts_dtype")  # noqa: RUF009 (returns a dataclasses.field)
 
     # worker=lambda
     worker_memory_mb: int = 3008
@@ -86,8 +120,8 @@ class DeploymentConfig:
     ecs_root_volume_gib: int = 100
 
     # Task events consumer and sweeper
-    requeue_after_s: int = 120
-    stale_after_s: int = 6 * 3600
+    requeue_after_s: int = runtime_setting(TaskEventsSettings, "requeue_after_s")
+    stale_after_s: int = runtime_setting(TaskEventsSettings, "stale_after_s")
 
     # Monitoring
     alarm_email: str | None = None
@@ -131,9 +165,12 @@ class DeploymentConfig:
 
         check(bool(_NAME.match(self.project)), "project", "letters, digits and '-', starting with a letter")
         check(bool(_STAGE.match(self.stage)), "stage", "lower-case letters and digits, from a letter")
+        for field in dataclasses.fields(self):
+            if _SETTING in field.metadata:
+                settings, name = field.metadata[_SETTING]
+                problem = _setting_problem(settings, name, getattr(self, field.name))
+                check(problem is None, field.name, str(problem))
         check(bool(self.tts_model.strip()), "tts_model", "must not be empty")
-        check(bool(re.match(r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$", self.tts_language)), "tts_language", "e.g. fi")
-        check(1 <= self.retention_days <= 3650, "retention_days", "between 1 and 3650")
         check(
             self.log_retention_days in _LOG_RETENTION_DAYS,
             "log_retention_days",
@@ -148,9 +185,6 @@ class DeploymentConfig:
             "cors_origins",
             "each origin is '*' or starts with https:// or http://",
         )
-        check(1 <= self.max_text_chars <= 100_000, "max_text_chars", "between 1 and 100000")
-        check(60 <= self.presign_expiry_s <= 604_800, "presign_expiry_s", "between 60 and 604800")
-        check(1 <= self.max_receive_count <= 1000, "max_receive_count", "between 1 and 1000")
         check(
             1 <= self.worker_timeout_s <= LAMBDA_MAX_TIMEOUT_S,
             "worker_timeout_s",
@@ -161,8 +195,6 @@ class DeploymentConfig:
             "worker_timeout_s",
             f"{VISIBILITY_PER_WORKER_TIMEOUT}x it must fit SQS's {SQS_MAX_VISIBILITY_S} s visibility limit",
         )
-        check(1 <= self.tts_max_batch <= 512, "tts_max_batch", "between 1 and 512")
-        check(0 <= self.tts_max_wait_ms <= 20_000, "tts_max_wait_ms", "between 0 and 20000")
         check(128 <= self.worker_memory_mb <= 10_240, "worker_memory_mb", "between 128 and 10240")
         check(
             self.worker_reserved_concurrency is None or self.worker_reserved_concurrency >= 1,
@@ -192,8 +224,6 @@ class DeploymentConfig:
         check(self.ecs_backlog_per_task >= 1, "ecs_backlog_per_task", "at least 1")
         check(self.ecs_task_memory_mib >= 512, "ecs_task_memory_mib", "at least 512")
         check(30 <= self.ecs_root_volume_gib <= 16_384, "ecs_root_volume_gib", "between 30 and 16384")
-        check(self.requeue_after_s >= 10, "requeue_after_s", "at least 10")
-        check(self.stale_after_s >= 60, "stale_after_s", "at least 60")
         check(
             self.stale_after_s > self.jobs_visibility_timeout_s * self.max_receive_count,
             "stale_after_s",

@@ -1,4 +1,4 @@
-"""Names other code and the tests rely on: stack ids, output keys, container targets, metric names."""
+"""Names other code and the tests rely on: stack ids, output keys, container targets, code locations."""
 
 from __future__ import annotations
 
@@ -59,21 +59,8 @@ SWEEP_HANDLER = "tts_task_events.handler.sweep_handler"
 WORKER_LAMBDA_HANDLER = "tts_worker.lambda_handler.handler"
 WORKER_ECS_MODULE = "tts_worker.ecs_loop"
 
-# S3 key prefixes (tts_common.domain.audio_key_for / text_key_for).
-AUDIO_PREFIX = "audio/"
-INPUTS_PREFIX = "inputs/"
-
-# Lifecycle statuses carried in the SNS message attribute `status`.
-TASK_STATUSES = ("queued", "processing", "completed", "done", "failed")
-
-# Powertools metrics the functions emit (namespace from POWERTOOLS_METRICS_NAMESPACE).
-METRIC_TASKS_SUBMITTED = "TasksSubmitted"
-METRIC_DEDUPE_HITS = "DedupeHits"
-METRIC_TASKS_COMPLETED = "TasksCompleted"
-METRIC_TASKS_FAILED = "TasksFailed"
-METRIC_SYNTHESIS_SECONDS = "SynthesisSeconds"
-METRIC_AUDIO_SECONDS = "AudioSeconds"
-METRIC_TASK_TRANSITIONS = "TaskTransitions"
+# Declared in tts_common, where the functions use them: S3 key prefixes (tts_common.domain.AUDIO_PREFIX,
+# INPUTS_PREFIX), lifecycle statuses (tts_common.domain.TaskStatus), metric names (tts_common.metrics.Metric).
 
 # How often the sweeper runs.
 SWEEP_EVERY_MINUTES = 5

@@ -19,6 +19,7 @@ from infra.capabilities.grants import grant_objects, grant_table_read_write
 from infra.capabilities.service_function import log_group, service_function
 from infra.config import DeploymentConfig
 from infra.nag import acknowledge
+from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX
 
 # API Gateway gives up on a REST integration after 29 s; the function stops before that.
 API_TIMEOUT = Duration.seconds(28)
@@ -140,14 +141,14 @@ class Api(Construct):
         grant_objects(
             self.function,
             bucket,
-            prefix=constants.AUDIO_PREFIX,
+            prefix=AUDIO_PREFIX,
             actions=["s3:GetObject"],
             why="the API presigns downloads of any task's audio",
         )
         grant_objects(
             self.function,
             bucket,
-            prefix=constants.INPUTS_PREFIX,
+            prefix=INPUTS_PREFIX,
             actions=["s3:PutObject"],
             why="the API parks texts too large for a queue message",
         )

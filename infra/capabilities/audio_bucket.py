@@ -8,8 +8,8 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra import constants
 from infra.nag import acknowledge
+from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX
 
 
 class AudioBucket(Construct):
@@ -56,11 +56,11 @@ class AudioBucket(Construct):
             server_access_logs_prefix="audio-bucket/",
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    id="expire-audio", prefix=constants.AUDIO_PREFIX, expiration=Duration.days(retention_days)
+                    id="expire-audio", prefix=AUDIO_PREFIX, expiration=Duration.days(retention_days)
                 ),
                 s3.LifecycleRule(
                     id="expire-inputs",
-                    prefix=constants.INPUTS_PREFIX,
+                    prefix=INPUTS_PREFIX,
                     expiration=Duration.days(retention_days),
                 ),
                 s3.LifecycleRule(

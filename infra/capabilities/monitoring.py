@@ -18,8 +18,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import constants
 from infra.config import DeploymentConfig
+from tts_common.domain import TaskStatus
+from tts_common.metrics import STATUS_DIMENSION, Metric
 
 PERIOD = Duration.minutes(5)
 API_5XX_THRESHOLD = 5
@@ -166,10 +167,10 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Tasks",
                 left=[
-                    self._app_metric(constants.METRIC_TASKS_SUBMITTED),
-                    self._app_metric(constants.METRIC_DEDUPE_HITS),
-                    self._app_metric(constants.METRIC_TASKS_COMPLETED),
-                    self._app_metric(constants.METRIC_TASKS_FAILED),
+                    self._app_metric(Metric.TASKS_SUBMITTED),
+                    self._app_metric(Metric.DEDUPE_HITS),
+                    self._app_metric(Metric.TASKS_COMPLETED),
+                    self._app_metric(Metric.TASKS_FAILED),
                 ],
                 width=8,
             ),
@@ -178,45 +179,57 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Task transitions by status",
                 left=[
-                    self._app_metric(constants.METRIC_TASK_TRANSITIONS, status=status, label=status)
-                    for status in constants.TASK_STATUSES
+                    self._app_metric(Metric.TASK_TRANSITIONS, status=status, label=status.value)
+                    for status in TaskStatus
                 ],
                 stacked=True,
-                width=12,
+                width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Synthesis and audio seconds",
                 left=[
-                    self._app_metric(
-                        constants.METRIC_SYNTHESIS_SECONDS, statistic="Sum", label="Synthesis s"
-                    ),
-                    self._app_metric(constants.METRIC_AUDIO_SECONDS, statistic="Sum", label="Audio s"),
+                    self._app_metric(Metric.SYNTHESIS_SECONDS, statistic="Sum", label="Synthesis s"),
+                    self._app_metric(Metric.AUDIO_SECONDS, statistic="Sum", label="Audio s"),
                 ],
-                width=12,
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Sweeper",
+                left=[
+                    self._app_metric(Metric.TASKS_REQUEUED, label="Re-enqueued"),
+                    self._app_metric(Metric.TASKS_TIMED_OUT, label="Timed out"),
+                    self._app_metric(Metric.TASKS_FINISHED_BY_SWEEP, label="Finished as done"),
+                ],
+                width=8,
             ),
         )
 
     def _app_metric(
-        self, name: str, *, status: str | None = None, statistic: str = "Sum", label: str | None = None
+        self,
+        name: Metric,
+        *,
+        status: TaskStatus | None = None,
+        statistic: str = "Sum",
+        label: str | None = None,
     ) -> cloudwatch.Metric:
         """A Powertools metric: its namespace, and the `service` dimension Powertools adds to every metric."""
         dimensions = {"service": self._config.service_name}
         if status is not None:
-            dimensions["status"] = status
+            dimensions[STATUS_DIMENSION] = status.value
         return cloudwatch.Metric(
             namespace=self._config.metrics_namespace,
-            metric_name=name,
+            metric_name=name.value,
             dimensions_map=dimensions,
             statistic=statistic,
             period=PERIOD,
-            label=label or name,
+            label=label or name.value,
         )
 
     def _worker_errors_metric(self, worker: MonitoredWorker) -> cloudwatch.IMetric:
         if worker.function is not None:
             return worker.function.metric_errors(statistic="Sum", period=PERIOD)
         # ECS has no invocation errors: the worker's own failure count stands in.
-        return self._app_metric(constants.METRIC_TASKS_FAILED, label="Worker failed tasks")
+        return self._app_metric(Metric.TASKS_FAILED, label="Worker failed tasks")
 
     def _worker_widgets(
         self, worker: MonitoredWorker, errors: cloudwatch.IMetric
@@ -246,8 +259,8 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Worker synthesis time (s)",
                 left=[
-                    self._app_metric(constants.METRIC_SYNTHESIS_SECONDS, statistic="p50", label="p50"),
-                    self._app_metric(constants.METRIC_SYNTHESIS_SECONDS, statistic="p99", label="p99"),
+                    self._app_metric(Metric.SYNTHESIS_SECONDS, statistic="p50", label="p50"),
+                    self._app_metric(Metric.SYNTHESIS_SECONDS, statistic="p99", label="p99"),
                 ],
                 width=8,
             ),

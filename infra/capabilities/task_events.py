@@ -20,6 +20,7 @@ from infra.capabilities.grants import grant_objects, grant_table_read_write
 from infra.capabilities.service_function import service_function
 from infra.capabilities.work_queue import QUEUE_RETENTION
 from infra.config import DeploymentConfig
+from tts_common.domain import INPUTS_PREFIX
 
 CONSUMER_TIMEOUT = Duration.seconds(30)
 SWEEPER_TIMEOUT = Duration.seconds(120)
@@ -98,7 +99,7 @@ class TaskEvents(Construct):
             grant_objects(
                 function,
                 bucket,
-                prefix=constants.INPUTS_PREFIX,
+                prefix=INPUTS_PREFIX,
                 actions=["s3:GetObject"],
                 why="a re-enqueued job may need its parked input text",
             )

@@ -6,9 +6,12 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from tts_common.settings import JOBS_QUEUE_RETENTION_S
+
 # The longest SQS keeps a message: time to inspect and redrive what failed.
 DLQ_RETENTION = Duration.days(14)
-QUEUE_RETENTION = Duration.days(4)
+# The sweeper fails a task queued longer than this (QUEUED_STALE_AFTER_S): its job is gone.
+QUEUE_RETENTION = Duration.seconds(JOBS_QUEUE_RETENTION_S)
 
 
 class WorkQueue(Construct):

@@ -6,8 +6,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
-from infra import constants
 from infra.capabilities.grants import allow, grant_objects
+from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX
 
 
 def grant_worker(grantee: iam.IGrantable, *, bucket: s3.IBucket, topic: sns.ITopic) -> None:
@@ -15,14 +15,14 @@ def grant_worker(grantee: iam.IGrantable, *, bucket: s3.IBucket, topic: sns.ITop
     grant_objects(
         grantee,
         bucket,
-        prefix=constants.AUDIO_PREFIX,
+        prefix=AUDIO_PREFIX,
         actions=["s3:PutObject", "s3:GetObject"],
         why="the worker writes (and on retry finds) each task's audio",
     )
     grant_objects(
         grantee,
         bucket,
-        prefix=constants.INPUTS_PREFIX,
+        prefix=INPUTS_PREFIX,
         actions=["s3:GetObject"],
         why="the worker reads input texts too large for the job message",
     )

@@ -8,6 +8,7 @@ from infra_helpers import REPO_ROOT
 from infra.capabilities.ecs_worker import backlog_capacity_steps
 from infra.config import ConfigError, DeploymentConfig
 from infra.layer_bundling import layer_requirements, pip_install_args, with_tracer_extra
+from tts_common.settings import ApiSettings, ServiceSettings, TaskEventsSettings, WorkerSettings
 
 pytestmark = pytest.mark.infra
 
@@ -77,6 +78,54 @@ def test_stale_tasks_are_not_failed_while_still_being_retried() -> None:
     # Given a worker timeout whose retries (6x visibility x 3 receives) outlast the stale limit
     with pytest.raises(ConfigError, match="stale_after_s"):
         config_from({"worker_timeout_s": "900", "stale_after_s": "3600"})
+
+
+@pytest.mark.parametrize(
+    ("key", "settings", "field"),
+    [
+        ("tts_model", ServiceSettings, "tts_model"),
+        ("tts_language", ServiceSettings, "tts_language"),
+        ("retention_days", ServiceSettings, "task_ttl_days"),
+        ("service_version", ApiSettings, "service_version"),
+        ("max_text_chars", ApiSettings, "max_text_chars"),
+        ("presign_expiry_s", ApiSettings, "presign_expiry_s"),
+        ("max_receive_count", WorkerSettings, "max_receive_count"),
+        ("tts_dtype", WorkerSettings, "tts_dtype"),
+        ("requeue_after_s", TaskEventsSettings, "requeue_after_s"),
+        ("stale_after_s", TaskEventsSettings, "stale_after_s"),
+    ],
+)
+def test_keys_the_functions_read_default_to_the_functions_own_defaults(
+    key: str, settings: type[ServiceSettings], field: str
+) -> None:
+    # Given no context / Then the deployment hands each function what it would assume anyway
+    assert getattr(config_from({}), key) == settings.model_fields[field].default
+
+
+def test_the_deployed_worker_batches_more_than_the_workers_own_default() -> None:
+    # The one deliberate difference: the deployed worker is sized for a GPU, the setting's default for a CPU.
+    config = config_from({})
+    assert config.tts_max_batch > WorkerSettings.model_fields["tts_max_batch"].default
+    assert config.tts_max_wait_ms > WorkerSettings.model_fields["tts_max_wait_ms"].default
+
+
+@pytest.mark.parametrize(
+    ("context", "named_key", "variable"),
+    [
+        ({"tts_language": "Finnish!"}, "tts_language", "TTS_LANGUAGE"),
+        ({"retention_days": "0"}, "retention_days", "TASK_TTL_DAYS"),
+        ({"max_text_chars": "100001"}, "max_text_chars", "MAX_TEXT_CHARS"),
+        ({"presign_expiry_s": "30"}, "presign_expiry_s", "PRESIGN_EXPIRY_S"),
+        ({"tts_max_batch": "513"}, "tts_max_batch", "TTS_MAX_BATCH"),
+        ({"requeue_after_s": "5"}, "requeue_after_s", "REQUEUE_AFTER_S"),
+    ],
+)
+def test_a_value_the_functions_would_refuse_fails_synthesis(
+    context: dict[str, object], named_key: str, variable: str
+) -> None:
+    # Given a value the function's own settings reject at start / Then synthesis fails first, naming both
+    with pytest.raises(ConfigError, match=rf"{named_key}: .*{variable}"):
+        config_from(context)
 
 
 def test_every_context_key_is_documented() -> None:

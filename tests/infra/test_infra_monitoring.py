@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from infra_helpers import Assembly, render
+from infra_helpers import REPO_ROOT, Assembly, render
 
 from infra import constants
+from tts_common.domain import TaskStatus
+from tts_common.metrics import STATUS_DIMENSION, Metric
 
 pytestmark = pytest.mark.infra
 
@@ -15,6 +20,39 @@ pytestmark = pytest.mark.infra
 def dashboard_metrics(app: Assembly) -> str:
     body = app.only(app.service_name, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]
     return render(body)
+
+
+def dashboard_body(app: Assembly) -> dict[str, Any]:
+    """The dashboard body as JSON; each CloudFormation token (a queue name, the region) is a placeholder."""
+    body = app.only(app.service_name, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    return dict(json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts)))
+
+
+def app_metrics_on_dashboard(app: Assembly) -> list[tuple[str, dict[str, str]]]:
+    """(metric name, dimensions) of every graphed metric in the app's namespace."""
+    found = []
+    for widget in dashboard_body(app)["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            # [namespace, name, dim1, value1, ..., {rendering options}]; a math expression row is a dict.
+            fields = [f for f in row if isinstance(f, str)]
+            if fields and fields[0] == app.config.metrics_namespace:
+                found.append((fields[1], dict(zip(fields[2::2], fields[3::2], strict=True))))
+    return found
+
+
+def app_metrics_in_alarms(app: Assembly) -> set[str]:
+    def walk(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            if node.get("Namespace") == app.config.metrics_namespace and "MetricName" in node:
+                yield node["MetricName"]
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
+    return set(walk(alarms(app)))
 
 
 def alarms(app: Assembly) -> dict[str, dict[str, Any]]:
@@ -38,18 +76,46 @@ def test_dashboard_shows_queues_worker_api_and_tasks(mode: str, request: pytest.
         "5XXError",
         "Latency",
         "p99",
-        constants.METRIC_TASKS_SUBMITTED,
-        constants.METRIC_TASKS_COMPLETED,
-        constants.METRIC_TASKS_FAILED,
-        constants.METRIC_SYNTHESIS_SECONDS,
-        constants.METRIC_TASK_TRANSITIONS,
         app.config.metrics_namespace,
     ):
         assert name in metrics, f"{name} missing from the {mode} dashboard"
-    for status in constants.TASK_STATUSES:
-        assert f'\\"status\\",\\"{status}\\"' in metrics
+    transitions = [dims for name, dims in app_metrics_on_dashboard(app) if name == Metric.TASK_TRANSITIONS]
+    assert {dims[STATUS_DIMENSION] for dims in transitions} == set(TaskStatus)
+    assert all(dims["service"] == app.config.service_name for _, dims in app_metrics_on_dashboard(app))
     worker_metric = '\\"Duration\\"' if mode == "lambda" else "RunningTaskCount"
     assert worker_metric in metrics
+
+
+@pytest.mark.parametrize("mode", ["lambda", "ecs"])
+def test_dashboard_and_alarms_read_only_metrics_the_functions_emit(
+    mode: str, request: pytest.FixtureRequest
+) -> None:
+    # Given the synthesized dashboard and alarms
+    app: Assembly = request.getfixturevalue(f"{mode}_app")
+    graphed = {name for name, _ in app_metrics_on_dashboard(app)}
+    # Then every custom metric they read is one tts_common.metrics declares (and the functions emit),
+    unknown = (graphed | app_metrics_in_alarms(app)) - set(Metric)
+    assert not unknown, f"the {mode} dashboard or alarms read metrics no function emits: {sorted(unknown)}"
+    # and every metric the functions emit is on the dashboard.
+    unseen = set(Metric) - graphed
+    assert not unseen, f"metrics emitted but not on the {mode} dashboard: {sorted(unseen)}"
+
+
+def test_every_declared_metric_is_emitted_through_the_declaration() -> None:
+    # Given the functions' sources
+    sources = {path: path.read_text(encoding="utf-8") for path in (REPO_ROOT / "functions").rglob("*.py")}
+    code = "\n".join(sources.values())
+    # Then each declared metric is emitted somewhere by its member,
+    never = [m.name for m in Metric if not re.search(rf"\bMetric\.{m.name}\b", code)]
+    assert not never, f"declared in tts_common.metrics but emitted by no function: {never}"
+    # and no function names a metric with a string of its own.
+    copies = [
+        f"{path.relative_to(REPO_ROOT)}: {m.value}"
+        for path, text in sources.items()
+        for m in Metric
+        if re.search(rf"[\"']{m.value}[\"']", text)
+    ]
+    assert not copies, f"metric names as string literals (use tts_common.metrics.Metric): {copies}"
 
 
 def test_alarms_cover_dead_letters_age_worker_and_api(lambda_app: Assembly) -> None:
@@ -80,7 +146,7 @@ def test_alarms_cover_dead_letters_age_worker_and_api(lambda_app: Assembly) -> N
 def test_ecs_worker_errors_come_from_the_worker_metrics(ecs_app: Assembly) -> None:
     worker = render(alarm_named(ecs_app, "WorkerErrors"))
     assert f'"Namespace": "{ecs_app.config.metrics_namespace}"' in worker
-    assert f'"MetricName": "{constants.METRIC_TASKS_FAILED}"' in worker
+    assert f'"MetricName": "{Metric.TASKS_FAILED}"' in worker
     assert '"Name": "service"' in worker
 
 

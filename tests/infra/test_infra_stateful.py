@@ -9,6 +9,7 @@ from aws_cdk.assertions import Match
 from infra_helpers import Assembly
 
 from infra import constants
+from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX
 from tts_common.storage import schema
 
 pytestmark = pytest.mark.infra
@@ -101,11 +102,11 @@ def test_audio_and_inputs_expire_after_the_retention(lambda_app: Assembly) -> No
     days = lambda_app.config.retention_days
     assert rules["expire-audio"] == {
         "Id": "expire-audio",
-        "Prefix": constants.AUDIO_PREFIX,
+        "Prefix": AUDIO_PREFIX,
         "ExpirationInDays": days,
         "Status": "Enabled",
     }
-    assert rules["expire-inputs"]["Prefix"] == constants.INPUTS_PREFIX
+    assert rules["expire-inputs"]["Prefix"] == INPUTS_PREFIX
     assert rules["expire-inputs"]["ExpirationInDays"] == days
     assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
 

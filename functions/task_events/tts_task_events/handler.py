@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tts_common.metrics import STATUS_DIMENSION, Metric
 from tts_common.settings import TaskEventsSettings, cached_settings
 from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
@@ -36,8 +37,8 @@ def _record_handler(record: SQSRecord) -> None:
         logger.warning("lifecycle message for an unknown task dropped", task_id=applied.event.task_id)
         return
     # One metric per transition, dimensioned by status, for the dashboard's tasks-per-status widget.
-    with single_metric(name="TaskTransitions", unit=MetricUnit.Count, value=1) as metric:
-        metric.add_dimension(name="status", value=str(applied.event.status))
+    with single_metric(name=Metric.TASK_TRANSITIONS, unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name=STATUS_DIMENSION, value=str(applied.event.status))
 
 
 @logger.inject_lambda_context
@@ -62,9 +63,9 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         now=datetime.now(UTC),
         policy=policy_from(settings),
     )
-    metrics.add_metric(name="TasksRequeued", unit=MetricUnit.Count, value=len(report.requeued))
-    metrics.add_metric(name="TasksTimedOut", unit=MetricUnit.Count, value=len(report.timed_out))
-    metrics.add_metric(name="TasksFinishedBySweep", unit=MetricUnit.Count, value=len(report.finished))
+    metrics.add_metric(name=Metric.TASKS_REQUEUED, unit=MetricUnit.Count, value=len(report.requeued))
+    metrics.add_metric(name=Metric.TASKS_TIMED_OUT, unit=MetricUnit.Count, value=len(report.timed_out))
+    metrics.add_metric(name=Metric.TASKS_FINISHED_BY_SWEEP, unit=MetricUnit.Count, value=len(report.finished))
     logger.info(
         "sweep finished", requeued=report.requeued, timed_out=report.timed_out, finished=report.finished
     )

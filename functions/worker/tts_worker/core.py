@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from tts_common.domain import TaskStatus, normalize_text, seed_for
 from tts_common.exceptions import EmptyTokenization, MalformedJob
 from tts_common.messages import AudioInfo, Progress, SynthesisJob
+from tts_common.metrics import Metric
 from tts_common.settings import WorkerSettings
 from tts_worker.audio import PIECE_PAUSE_S, WavAssembler
 from tts_worker.batching import Piece, plan_groups
@@ -311,9 +312,9 @@ class WorkerCore:
             attempt=running.message.receive_count,
             progress=Progress(pieces_done=total, pieces_total=total),
         )
-        self._report.metric("TasksCompleted", "Count", 1)
-        self._report.metric("SynthesisSeconds", "Seconds", running.synthesis_s)
-        self._report.metric("AudioSeconds", "Seconds", info.duration_s)
+        self._report.metric(Metric.TASKS_COMPLETED, "Count", 1)
+        self._report.metric(Metric.SYNTHESIS_SECONDS, "Seconds", running.synthesis_s)
+        self._report.metric(Metric.AUDIO_SECONDS, "Seconds", info.duration_s)
         logger.info(
             "task done",
             extra={

@@ -10,6 +10,7 @@ from datetime import datetime
 from tts_common.domain import TaskStatus
 from tts_common.exceptions import MalformedJob, TTSError
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent, Progress
+from tts_common.metrics import Metric
 from tts_worker.failures import Disposition, decide, error_detail, error_info
 from tts_worker.job_input import recover_task_id
 from tts_worker.ports import EventPort, JobMessage, MetricsSink
@@ -91,7 +92,7 @@ class Reporter:
                 exc_info=publish_exc,
             )
             return MessageOutcome(message.message_id, again, task_id, error)
-        self.metric("TasksFailed", "Count", 1)
+        self.metric(Metric.TASKS_FAILED, "Count", 1)
         return MessageOutcome(message.message_id, disposition, task_id, error)
 
     def publish_finished(
@@ -123,6 +124,6 @@ class Reporter:
             )
         )
 
-    def metric(self, name: str, unit: str, value: float) -> None:
+    def metric(self, name: Metric, unit: str, value: float) -> None:
         if self._metrics is not None:
             self._metrics.add_metric(name=name, unit=unit, value=value)

@@ -114,14 +114,19 @@ def seed_for(key: str, piece: int = 0) -> int:
     return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+# The bucket's two key spaces; the CDK app scopes grants and lifecycle rules by these prefixes.
+AUDIO_PREFIX = "audio/"
+INPUTS_PREFIX = "inputs/"
+
+
 def audio_key_for(task_id: str) -> str:
     """Where a task's audio lives in the bucket; a retry writes the same key."""
-    return f"audio/{task_id}.wav"
+    return f"{AUDIO_PREFIX}{task_id}.wav"
 
 
 def text_key_for(task_id: str) -> str:
     """Where a task's input text lives when it is too large to ride in the job message."""
-    return f"inputs/{task_id}.txt"
+    return f"{INPUTS_PREFIX}{task_id}.txt"
 
 
 MAX_FILENAME_CHARS = 255

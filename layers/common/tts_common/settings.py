@@ -14,6 +14,11 @@ from tts_common.exceptions import ConfigurationError
 
 DEFAULT_MODEL = "facebook/mms-tts-fin"
 
+# A language tag as TTS_LANGUAGE takes it (ISO 639 code, optional subtags); the CDK app checks by it too.
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$"
+# How long the jobs queue keeps a message: SQS's default, which the CDK app's queues keep too.
+JOBS_QUEUE_RETENTION_S = 4 * 24 * 3600
+
 # What TTS_DEVICE, TTS_DTYPE and TTS_DECODER_RUNTIME may be; the worker's synthesizer takes the same types.
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
@@ -37,9 +42,7 @@ class ServiceSettings(BaseSettings):
     events_topic_arn: str = Field(validation_alias="EVENTS_TOPIC_ARN", min_length=1)
 
     tts_model: str = Field(default=DEFAULT_MODEL, validation_alias="TTS_MODEL", min_length=1)
-    tts_language: str = Field(
-        default="fi", validation_alias="TTS_LANGUAGE", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$"
-    )
+    tts_language: str = Field(default="fi", validation_alias="TTS_LANGUAGE", pattern=LANGUAGE_PATTERN)
     tts_speaking_rate: float = Field(default=1.0, validation_alias="TTS_SPEAKING_RATE", gt=0, le=4)
     tts_noise_scale: float = Field(default=0.667, validation_alias="TTS_NOISE_SCALE", ge=0, le=2)
     tts_noise_scale_duration: float = Field(
@@ -108,10 +111,13 @@ class TaskEventsSettings(ServiceSettings):
     # A task queued this long without the API's `queued` event is re-enqueued (the API died mid-submit).
     requeue_after_s: int = Field(default=120, validation_alias="REQUEUE_AFTER_S", ge=10)
     # A task processing (or completed) with no lifecycle message for this long is failed as `timed_out`
-    # (a completed one with audio is finished as done instead).
-    stale_after_s: int = Field(default=2 * 3600, validation_alias="STALE_AFTER_S", ge=60)
+    # (a completed one with audio is finished as done instead). It must outlast every retry of a job
+    # (visibility timeout x max receives: 6 x 900 s x 3 = 16200 s in the CDK app's defaults), hence 6 h.
+    stale_after_s: int = Field(default=6 * 3600, validation_alias="STALE_AFTER_S", ge=60)
     # A queued task older than this lost its job: SQS dropped it (keep equal to the queue's retention).
-    queued_stale_after_s: int = Field(default=4 * 24 * 3600, validation_alias="QUEUED_STALE_AFTER_S", ge=60)
+    queued_stale_after_s: int = Field(
+        default=JOBS_QUEUE_RETENTION_S, validation_alias="QUEUED_STALE_AFTER_S", ge=60
+    )
     # The most tasks one sweep acts on per rule; the next sweep goes on where this one stopped.
     sweep_limit: int = Field(default=500, validation_alias="SWEEP_LIMIT", ge=1, le=10_000)
 

@@ -1,0 +1,30 @@
+"""Custom metrics the functions emit (Powertools), declared once for the emitters and the dashboard."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# Defaults for POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME (the `service` dimension of every
+# metric): the CDK app sets them, and the dashboard reads the metrics under them.
+DEFAULT_NAMESPACE = "ServerlessTTS"
+DEFAULT_SERVICE_NAME = "serverless-tts"
+
+# The dimension TaskTransitions carries: the lifecycle status a task moved to (a TaskStatus value).
+STATUS_DIMENSION = "status"
+
+
+class Metric(StrEnum):
+    # API: tasks created, and submissions answered by an existing task (same dedupe key).
+    TASKS_SUBMITTED = "TasksSubmitted"
+    DEDUPE_HITS = "DedupeHits"
+    # Worker: outcomes, and seconds spent synthesizing vs seconds of audio produced.
+    TASKS_COMPLETED = "TasksCompleted"
+    TASKS_FAILED = "TasksFailed"
+    SYNTHESIS_SECONDS = "SynthesisSeconds"
+    AUDIO_SECONDS = "AudioSeconds"
+    # Task events: one per lifecycle message applied, dimensioned by STATUS_DIMENSION.
+    TASK_TRANSITIONS = "TaskTransitions"
+    # Sweeper: what one sweep did.
+    TASKS_REQUEUED = "TasksRequeued"
+    TASKS_TIMED_OUT = "TasksTimedOut"
+    TASKS_FINISHED_BY_SWEEP = "TasksFinishedBySweep"
