@@ -56,6 +56,7 @@ COMMON_LAYER_DIR = "layers/common"
 API_HANDLER = "tts_api.handler.handler"
 TASK_EVENTS_HANDLER = "tts_task_events.handler.handler"
 SWEEP_HANDLER = "tts_task_events.handler.sweep_handler"
+DEAD_LETTER_HANDLER = "tts_task_events.handler.dead_letter_handler"
 WORKER_LAMBDA_HANDLER = "tts_worker.lambda_handler.handler"
 WORKER_ECS_MODULE = "tts_worker.ecs_loop"
 

@@ -46,6 +46,11 @@ def grant_table_read_write(grantee: iam.IGrantable, table: dynamodb.ITable) -> N
     )
 
 
+def grant_task_reads(grantee: iam.IGrantable, table: dynamodb.ITable) -> None:
+    """GetItem on the tasks table only: look a task up by its key (no writes, no index queries)."""
+    allow(grantee, ["dynamodb:GetItem"], [table.table_arn])
+
+
 def _policy_owner(grantee: iam.IGrantable) -> IConstruct:
     principal = grantee.grant_principal
     if not isinstance(principal, iam.Role):

@@ -55,11 +55,20 @@ class Monitoring(Construct):
         self.alarms: list[cloudwatch.Alarm] = []
 
         worker_errors = self._worker_errors_metric(worker)
+        # The DLQ consumer fails each dead-lettered job's task and deletes the message, so the queue itself
+        # stays near empty: the alarm counts what it failed, and what it could not handle (messages left).
         self._alarm(
             "JobsDeadLetters",
+            self._app_metric(Metric.TASKS_DEAD_LETTERED),
+            threshold=1,
+            description="Jobs reached the dead-letter queue: their tasks were failed as dead_lettered.",
+        )
+        self._alarm(
+            "UnhandledJobDeadLetters",
             jobs_dlq.metric_approximate_number_of_messages_visible(statistic="Maximum", period=PERIOD),
             threshold=1,
-            description="Jobs reached the dead-letter queue: tasks failed after every retry.",
+            evaluation_periods=2,
+            description="Messages stay in the jobs dead-letter queue: its consumer is failing.",
         )
         self._alarm(
             "EventsDeadLetters",
@@ -199,6 +208,7 @@ class Monitoring(Construct):
                     self._app_metric(Metric.TASKS_REQUEUED, label="Re-enqueued"),
                     self._app_metric(Metric.TASKS_TIMED_OUT, label="Timed out"),
                     self._app_metric(Metric.TASKS_FINISHED_BY_SWEEP, label="Finished as done"),
+                    self._app_metric(Metric.TASKS_DEAD_LETTERED, label="Dead-lettered"),
                 ],
                 width=8,
             ),

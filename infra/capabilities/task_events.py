@@ -16,7 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import constants
-from infra.capabilities.grants import grant_objects, grant_table_read_write
+from infra.capabilities.grants import grant_objects, grant_table_read_write, grant_task_reads
 from infra.capabilities.service_function import service_function
 from infra.capabilities.work_queue import QUEUE_RETENTION
 from infra.config import DeploymentConfig
@@ -39,6 +39,7 @@ class TaskEvents(Construct):
         layers: Sequence[lambda_.ILayerVersion],
         environment: Mapping[str, str],
         events_queue: sqs.IQueue,
+        jobs_dead_letter_queue: sqs.IQueue,
         table: dynamodb.ITable,
         bucket: s3.IBucket,
         jobs_queue: sqs.IQueue,
@@ -92,6 +93,25 @@ class TaskEvents(Construct):
             schedule=events.Schedule.rate(Duration.minutes(constants.SWEEP_EVERY_MINUTES)),
             targets=[targets.LambdaFunction(self.sweeper)],
         )
+        self.dead_letters = service_function(
+            self,
+            "DeadLetters",
+            code=code,
+            handler=constants.DEAD_LETTER_HANDLER,
+            layers=layers,
+            environment=env,
+            timeout=CONSUMER_TIMEOUT,
+            memory_size=MEMORY_MB,
+            log_retention_days=config.log_retention_days,
+            description="Fails the task of every job that reaches the jobs DLQ (dead_lettered)",
+        )
+        self.dead_letters.add_event_source(
+            sources.SqsEventSource(
+                jobs_dead_letter_queue, batch_size=CONSUMER_BATCH_SIZE, report_batch_item_failures=True
+            )
+        )
+        grant_task_reads(self.dead_letters, table)
+        topic.grant_publish(self.dead_letters)
         for function in (self.consumer, self.sweeper):
             grant_table_read_write(function, table)
             jobs_queue.grant_send_messages(function)
@@ -105,5 +125,5 @@ class TaskEvents(Construct):
             )
 
     @property
-    def functions(self) -> tuple[lambda_.Function, lambda_.Function]:
-        return (self.consumer, self.sweeper)
+    def functions(self) -> tuple[lambda_.Function, ...]:
+        return (self.consumer, self.sweeper, self.dead_letters)

@@ -96,6 +96,7 @@ class ServiceStack(Stack):
             layers=[layer],
             environment=environment,
             events_queue=self.channel.events.queue,
+            jobs_dead_letter_queue=self.jobs.dead_letter_queue,
             table=table,
             bucket=bucket,
             jobs_queue=self.jobs.queue,

@@ -101,3 +101,24 @@ def test_task_events_roles_are_least_privilege(lambda_app: Assembly, handler: st
     assert "/audio/*" not in s3_resources
     assert "s3:PutObject" not in actions
     assert not any(a.endswith(":*") for a in actions)
+
+
+def test_a_dead_letter_consumer_fails_dead_lettered_jobs_with_reads_and_publish_only(
+    lambda_app: Assembly,
+) -> None:
+    # The jobs DLQ is the event source of its own function, with partial batch failures
+    lambda_app.service.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [Match.string_like_regexp("^JobsDeadLetterQueue"), "Arn"]},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    function = function_with_handler(lambda_app, constants.DEAD_LETTER_HANDLER)
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions = {a for st in policy_statements_of_role(lambda_app, role) for a in actions_of(st)}
+    # It reads a task by key and publishes `failed`; it never writes the table or sends jobs.
+    assert "dynamodb:GetItem" in actions
+    assert "sns:Publish" in actions
+    assert not {a for a in actions if a.startswith("dynamodb:") and a != "dynamodb:GetItem"}
+    assert "sqs:SendMessage" not in actions

@@ -120,11 +120,15 @@ def test_every_declared_metric_is_emitted_through_the_declaration() -> None:
 
 def test_alarms_cover_dead_letters_age_worker_and_api(lambda_app: Assembly) -> None:
     config = lambda_app.config
-    jobs_dlq = alarm_named(lambda_app, "JobsDeadLetters")
-    assert jobs_dlq["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert jobs_dlq["Threshold"] == 1
-    assert jobs_dlq["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert "JobsDeadLetterQueue" in render(jobs_dlq["Dimensions"])
+    # The DLQ consumer fails and deletes dead-lettered jobs: one alarm counts them, one sees any left behind.
+    dead_lettered = alarm_named(lambda_app, "JobsDeadLetters")
+    assert f'"MetricName": "{Metric.TASKS_DEAD_LETTERED}"' in render(dead_lettered)
+    assert f'"Namespace": "{config.metrics_namespace}"' in render(dead_lettered)
+    assert dead_lettered["Threshold"] == 1
+    assert dead_lettered["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    unhandled = alarm_named(lambda_app, "UnhandledJobDeadLetters")
+    assert unhandled["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert "JobsDeadLetterQueue" in render(unhandled["Dimensions"])
 
     assert "EventsDeadLetterQueue" in render(alarm_named(lambda_app, "EventsDeadLetters")["Dimensions"])
 

@@ -128,3 +128,29 @@ def test_the_local_consumer_fails_a_dead_lettered_job_within_seconds(resources, 
     finally:
         stop.set()
         consumer.join(10)
+
+
+def test_the_lambda_handler_fails_the_task_and_reports_nothing_back(resources, repository, lambda_context):
+    # Given the DLQ function on a cold start, and a processing task whose job was dead-lettered
+    import tts_task_events.handler as module
+    from tests.sqs_support import sqs_event
+    from tts_common.settings import cached_settings
+
+    module._repository.cache_clear()
+    cached_settings.cache_clear()
+    task = make_task(repository, at=datetime.now(UTC))
+    repository.apply_events(
+        task.task_id, [LifecycleEvent(task_id=task.task_id, status=TaskStatus.PROCESSING, at=NOW)]
+    )
+    try:
+        # When it runs on a batch of one
+        response = module.dead_letter_handler(sqs_event([job_body(task)], receive_count=1), lambda_context)
+    finally:
+        module._repository.cache_clear()
+        cached_settings.cache_clear()
+
+    # Then the record is handled and the task's failure is on the channel
+    assert response == {"batchItemFailures": []}
+    [failed] = events(resources)
+    assert failed.error is not None
+    assert (failed.status, failed.error.code) == (TaskStatus.FAILED, DEAD_LETTERED)

@@ -1,4 +1,5 @@
-"""Lambda entry points: the events-queue consumer (partial batch failures) and the scheduled sweeper."""
+"""Lambda entry points: the events-queue consumer (partial batch failures), the scheduled sweeper and the
+jobs DLQ consumer."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tts_common.metrics import STATUS_DIMENSION, Metric
 from tts_common.settings import TaskEventsSettings, cached_settings
 from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
+from tts_task_events.dead_letters import fail_dead_lettered
 from tts_task_events.logic import apply_message
 from tts_task_events.sweeper import policy_from, sweep
 
@@ -24,6 +26,8 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
+# One record per invocation is common on the DLQ: a failure must come back as batchItemFailures, not a raise.
+dead_letter_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @cache
@@ -70,3 +74,26 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         "sweep finished", requeued=report.requeued, timed_out=report.timed_out, finished=report.finished
     )
     return {"requeued": report.requeued, "timed_out": report.timed_out, "finished": report.finished}
+
+
+def _dead_letter_record(record: SQSRecord) -> None:
+    settings = cached_settings(TaskEventsSettings)
+    outcome = fail_dead_lettered(
+        body=record.body,
+        receive_count=int(record.attributes.approximate_receive_count),
+        repository=_repository(),
+        publisher=publisher_from(settings),
+        clock=lambda: datetime.now(UTC),
+    )
+    if outcome.failed:
+        metrics.add_metric(name=Metric.TASKS_DEAD_LETTERED, unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def dead_letter_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """The jobs DLQ's event source: each dead-lettered job fails its task at once (dead_lettered)."""
+    return process_partial_response(
+        event=event, record_handler=_dead_letter_record, processor=dead_letter_processor, context=context
+    )

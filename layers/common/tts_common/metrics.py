@@ -28,3 +28,5 @@ class Metric(StrEnum):
     TASKS_REQUEUED = "TasksRequeued"
     TASKS_TIMED_OUT = "TasksTimedOut"
     TASKS_FINISHED_BY_SWEEP = "TasksFinishedBySweep"
+    # Jobs DLQ consumer: tasks failed because their job used up its deliveries.
+    TASKS_DEAD_LETTERED = "TasksDeadLettered"
