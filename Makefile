@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := layers/common:functions/api:functions/worker:functions/task_events:.
 
-.PHONY: help install run test test-fast lint fmt bench synth deploy destroy clean
+.PHONY: help install run test test-fast test-shifted lint fmt bench synth deploy destroy clean
 
 help:
 	@echo "make run      the local stack: moto + API on http://127.0.0.1:8000 + worker + lifecycle consumer"
 	@echo "make test     every test (unit, integration on moto, model, infra, end to end)"
+	@echo "make test-shifted  the in-process tests with the clock 180 days ahead, then 180 days back"
 	@echo "make lint     ruff, mypy, hadolint"
 	@echo "make bench    inference benchmark; writes docs/BENCHMARKS.md"
 	@echo "make synth    synthesize the CDK app into cdk.out (offline)"
@@ -38,6 +39,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not infra"
+
+# No test may depend on today's date (tests/clock_shift.py). The shift cannot reach other processes: not e2e.
+test-shifted: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e" --clock-shift-days=180
+	$(BIN)/python -m pytest -m "not e2e" --clock-shift-days=-180
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

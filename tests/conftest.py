@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 import pytest
+
+# --clock-shift-days=N: the whole session on another date (tests/clock_shift.py).
+pytest_plugins = ["tests.clock_shift"]
 
 # Never let a test reach a real account, whatever the machine's environment holds.
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
@@ -75,8 +79,21 @@ def lambda_context():
 
 
 @pytest.fixture
-def repository(resources):
+def now() -> datetime:
+    """The test's one "now", read once from the wall clock: build dates from it and hand it to the code.
+
+    Never write an absolute date that the code compares with its clock (expiry, TTL): it breaks as the
+    calendar moves. `--clock-shift-days` checks that nothing does.
+    """
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def repository(resources, now):
+    """The task store on moto, judging expiry by the test's `now`."""
     from tts_common.storage.models import records_for
     from tts_common.storage.repository import TaskRepository
 
-    return TaskRepository(records_for(resources.table_name, "us-east-1", None), ttl_days=30)
+    return TaskRepository(
+        records_for(resources.table_name, "us-east-1", None), ttl_days=30, clock=lambda: now
+    )

@@ -49,6 +49,9 @@ class Fakes:
         self.tasks[task.task_id] = task
         return task, True
 
+    def mark_enqueued(self, task_id: str, *, at: datetime) -> None:
+        self._call("mark_enqueued", task_id)
+
     # AudioStore
     def put_text(self, key: str, text: str) -> None:
         self._call("put_text", key)
@@ -77,6 +80,7 @@ class Fakes:
             audio_store=self,  # type: ignore[arg-type]
             job_queue=self,  # type: ignore[arg-type]
             publisher=self,  # type: ignore[arg-type]
+            # Any instant will do: the fakes never judge expiry, so nothing compares it with a clock.
             clock=lambda: datetime(2025, 11, 27, tzinfo=UTC),
         )
 
@@ -92,7 +96,7 @@ def test_a_hundred_texts_are_one_send_and_then_a_hundred_queued_events():
     assert len(result) == 100
     assert all(s.created for s in result)
     names = [name for name, _ in fakes.log]
-    assert names == ["create"] * 100 + ["send"] + ["publish"] * 100
+    assert names == ["create"] * 100 + ["send"] + ["mark_enqueued"] * 100 + ["publish"] * 100
     assert fakes.log[100][1] == [s.task.task_id for s in result]
 
 
@@ -114,7 +118,7 @@ def test_when_the_announcement_fails_the_submission_still_succeeds():
     [submission] = fakes.submit(["Hei"])
 
     assert submission.created
-    assert [name for name, _ in fakes.log] == ["create", "send"]
+    assert [name for name, _ in fakes.log] == ["create", "send", "mark_enqueued"]
 
 
 def test_a_large_text_is_stored_before_the_task_exists():
@@ -122,7 +126,7 @@ def test_a_large_text_is_stored_before_the_task_exists():
 
     [submission] = fakes.submit(["ö" * 600])  # 1200 bytes > 1024
 
-    assert [name for name, _ in fakes.log] == ["put_text", "create", "send", "publish"]
+    assert [name for name, _ in fakes.log] == ["put_text", "create", "send", "mark_enqueued", "publish"]
     assert submission.task.text is None
     assert submission.task.text_key == f"inputs/{submission.task.task_id}.txt"
 

@@ -12,6 +12,7 @@ from tts_common.domain import STATUS_RANK, TaskStatus
 from tts_common.lifecycle import LifecycleState, apply_event
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent, Progress
 
+# Any instant will do: the fold orders events by their own times and never reads a clock.
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TASK = "0" * 32
 

@@ -123,8 +123,9 @@ def test_an_event_for_an_unknown_task_is_dropped(repository) -> None:
         repository.get("f" * 32)
 
 
-def test_pages_are_newest_first_without_repeats(repository) -> None:
-    base = datetime(2026, 11, 1, tzinfo=UTC)
+def test_pages_are_newest_first_without_repeats(repository, now: datetime) -> None:
+    # Submitted minutes apart, an hour before the `now` the store judges expiry by
+    base = now - timedelta(hours=1)
     made = [
         repository.create_or_get(new_task(f"{i:064x}", at=base + timedelta(minutes=i)))[0] for i in range(7)
     ]
@@ -162,15 +163,15 @@ def _repo_at(resources, when: datetime):
     )
 
 
-def test_an_expired_task_is_gone_and_its_text_gets_a_new_task(resources) -> None:
+def test_an_expired_task_is_gone_and_its_text_gets_a_new_task(resources, now: datetime) -> None:
     # Given a task submitted 31 days ago (DynamoDB's TTL deletes lazily: the item is still there)
-    then = datetime.now(UTC) - timedelta(days=31)
+    then = now - timedelta(days=31)
     old, _ = _repo_at(resources, then).create_or_get(new_task(at=then))
-    repo_now = _repo_at(resources, datetime.now(UTC))
+    repo_now = _repo_at(resources, now)
     # Then reading it says not found, and the same text makes a new task instead of a dedupe hit
     with pytest.raises(TaskNotFound):
         repo_now.get(old.task_id)
-    fresh, created = repo_now.create_or_get(new_task())
+    fresh, created = repo_now.create_or_get(new_task(at=now))
     assert created
     assert fresh.task_id != old.task_id
     assert [t.task_id for t in repo_now.list_tasks(status=None, limit=10, next_token=None).items] == [
@@ -178,10 +179,10 @@ def test_an_expired_task_is_gone_and_its_text_gets_a_new_task(resources) -> None
     ]
 
 
-def test_a_dedupe_hit_never_returns_a_task_about_to_expire(resources) -> None:
-    nearly = datetime.now(UTC) - timedelta(days=29, hours=12)
+def test_a_dedupe_hit_never_returns_a_task_about_to_expire(resources, now: datetime) -> None:
+    nearly = now - timedelta(days=29, hours=12)
     old, _ = _repo_at(resources, nearly).create_or_get(new_task(at=nearly))
-    fresh, created = _repo_at(resources, datetime.now(UTC)).create_or_get(new_task())
+    fresh, created = _repo_at(resources, now).create_or_get(new_task(at=now))
     assert created
     assert fresh.task_id != old.task_id
 
@@ -211,16 +212,13 @@ def test_well_formed_but_forged_tokens_are_refused(repository, key: dict) -> Non
         repository.list_tasks(status=None, limit=3, next_token=_token({"k": key, "s": None}))
 
 
-def test_processing_time_stat_does_not_depend_on_event_order(resources) -> None:
-    from tts_common.storage.models import records_for
-    from tts_common.storage.repository import TaskRepository
-
-    t0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+def test_processing_time_stat_does_not_depend_on_event_order(resources, now: datetime) -> None:
+    t0 = now
     audio = AudioInfo(audio_key="a", file_size=1, sampling_rate=16000, duration_s=1.0, device="cpu")
     averages = []
     for order in ([0, 1, 2], [1, 2, 0], [2, 0, 1]):
-        repo = TaskRepository(records_for(resources.table_name, "us-east-1", None), ttl_days=30)
-        task, _ = repo.create_or_get(new_task(f"{len(averages):064x}"))
+        repo = _repo_at(resources, now)
+        task, _ = repo.create_or_get(new_task(f"{len(averages):064x}", at=now))
         events = [
             LifecycleEvent(task_id=task.task_id, status=TaskStatus.PROCESSING, at=t0, attempt=1),
             LifecycleEvent(
