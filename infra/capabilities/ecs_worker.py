@@ -9,6 +9,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -56,6 +57,7 @@ class EcsWorker(Construct):
         jobs_queue: sqs.IQueue,
         bucket: s3.IBucket,
         topic: sns.ITopic,
+        table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         self.vpc = self._network(config)
@@ -111,7 +113,7 @@ class EcsWorker(Construct):
             stop_timeout=STOP_TIMEOUT,
         )
         worker_logs.grant_write(self.task_definition.task_role)
-        grant_worker(self.task_definition.task_role, bucket=bucket, topic=topic)
+        grant_worker(self.task_definition.task_role, bucket=bucket, topic=topic, table=table)
         jobs_queue.grant_consume_messages(self.task_definition.task_role)
 
         self.service = ecs.Ec2Service(

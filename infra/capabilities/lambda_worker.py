@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
@@ -33,6 +34,7 @@ class LambdaWorker(Construct):
         jobs_queue: sqs.IQueue,
         bucket: s3.IBucket,
         topic: sns.ITopic,
+        table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = lambda_.DockerImageFunction(
@@ -61,4 +63,4 @@ class LambdaWorker(Construct):
                 max_concurrency=config.worker_max_concurrency,
             )
         )
-        grant_worker(self.function, bucket=bucket, topic=topic)
+        grant_worker(self.function, bucket=bucket, topic=topic, table=table)

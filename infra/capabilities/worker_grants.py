@@ -1,16 +1,19 @@
-"""What the worker may touch, in both modes: its audio, the input texts, the channel."""
+"""What the worker may touch, in both modes: its audio, the input texts, the channel, and task lookups."""
 
 from __future__ import annotations
 
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
-from infra.capabilities.grants import allow, grant_objects
+from infra.capabilities.grants import allow, grant_objects, grant_task_reads
 from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX
 
 
-def grant_worker(grantee: iam.IGrantable, *, bucket: s3.IBucket, topic: sns.ITopic) -> None:
+def grant_worker(
+    grantee: iam.IGrantable, *, bucket: s3.IBucket, topic: sns.ITopic, table: dynamodb.ITable
+) -> None:
     # s3:GetObject also allows HeadObject, which finds audio a retried job already wrote.
     grant_objects(
         grantee,
@@ -29,3 +32,5 @@ def grant_worker(grantee: iam.IGrantable, *, bucket: s3.IBucket, topic: sns.ITop
     # Without ListBucket, HeadObject on a missing key answers 403 instead of 404.
     allow(grantee, ["s3:ListBucket"], [bucket.bucket_arn])
     topic.grant_publish(grantee)
+    # A job whose task does not exist is dropped unsynthesized: one GetItem per job.
+    grant_task_reads(grantee, table)

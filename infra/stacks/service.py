@@ -112,6 +112,7 @@ class ServiceStack(Stack):
             environment=environment,
             jobs_queue=self.jobs.queue,
             bucket=bucket,
+            table=table,
             topic=self.channel.topic,
         )
         if isinstance(self.worker, LambdaWorker):

@@ -135,9 +135,9 @@ def test_worker_role_reads_inputs_writes_audio_and_publishes(lambda_app: Assembl
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= set(
         resources_by_action
     )
-    assert not any(a.startswith("dynamodb:") for a in resources_by_action), (
-        "the worker never touches the table"
-    )
+    # It looks a job's task up (a job for no task is dropped) and never writes the table or queries indexes.
+    assert {a for a in resources_by_action if a.startswith("dynamodb:")} == {"dynamodb:GetItem"}
+    assert "index" not in resources_by_action["dynamodb:GetItem"]
 
 
 def test_ecs_cluster_runs_on_gpu_instances_from_the_gpu_ami(ecs_app: Assembly) -> None:
@@ -194,6 +194,7 @@ def test_ecs_task_role_consumes_the_jobs_queue(ecs_app: Assembly) -> None:
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
         "sns:Publish",
+        "dynamodb:GetItem",
     } <= actions
     assert {"s3:PutObject", "s3:GetObject"} <= actions
 

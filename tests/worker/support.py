@@ -170,6 +170,16 @@ class MemoryStore:
 
 
 @dataclass
+class MemoryTasks:
+    """The task lookup: every task exists unless its id is in `missing`."""
+
+    missing: set[str] = field(default_factory=set)
+
+    def exists(self, task_id: str) -> bool:
+        return task_id not in self.missing
+
+
+@dataclass
 class MemoryEvents:
     events: list[LifecycleEvent] = field(default_factory=list)
     fail_with: Exception | None = None
@@ -225,8 +235,35 @@ class WorkerAws:
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    def known(self, bodies: Sequence[str]) -> list[str]:
+        """The bodies, after writing a task record for each valid job, as the API does before sending it."""
+        from tts_common.storage.models import records_for
+        from tts_common.storage.repository import TaskRepository
+        from tts_common.task import Task
+
+        repository = TaskRepository(records_for(self.resources.table_name, "us-east-1"), ttl_days=30)
+        for body in bodies:
+            try:
+                job = SynthesisJob.model_validate_json(body)
+            except ValueError:
+                continue  # malformed: the worker refuses it before looking for its task
+            repository.create_or_get(
+                Task(
+                    task_id=job.task_id,
+                    dedupe_key=job.dedupe_key,
+                    language=job.language,
+                    model_id=job.model_id,
+                    text_chars=len(job.text or ""),
+                    submitted_at=datetime.now(UTC),
+                    text=job.text,
+                    text_key=job.text_key,
+                )
+            )
+        return list(bodies)
+
     def send_job(self, body: str) -> None:
-        self.sqs.send_message(QueueUrl=self.resources.jobs_queue_url, MessageBody=body)
+        [known] = self.known([body])
+        self.sqs.send_message(QueueUrl=self.resources.jobs_queue_url, MessageBody=known)
 
     def put_text(self, task_id: str, text: str) -> str:
         key = text_key_for(task_id)
@@ -250,6 +287,7 @@ def make_core(
     store: MemoryStore,
     events: MemoryEvents,
     metrics: MemoryMetrics | None = None,
+    tasks: MemoryTasks | None = None,
     **config: object,
 ) -> WorkerCore:
     """A core on in-memory ports, with a clock that ticks one millisecond per reading."""
@@ -258,6 +296,7 @@ def make_core(
         synthesizer=synthesizer,
         store=store,
         events=events,
+        tasks=tasks or MemoryTasks(),
         config=CoreConfig(**config),  # type: ignore[arg-type]
         metrics=metrics,
         clock=lambda: datetime(2026, 11, 27, tzinfo=UTC) + timedelta(milliseconds=next(ticks)),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from botocore.exceptions import ClientError
 
 from tts_common.exceptions import (
@@ -43,7 +42,11 @@ def test_other_errors_retry_until_the_last_delivery(
 
 
 def test_only_success_and_permanent_failure_delete_the_message() -> None:
-    assert {d for d in Disposition if d.settled} == {Disposition.SUCCEEDED, Disposition.FAILED}
+    assert {d for d in Disposition if d.settled} == {
+        Disposition.SUCCEEDED,
+        Disposition.FAILED,
+        Disposition.DROPPED,
+    }
     assert {d for d in Disposition if d.publishes_failed} == {Disposition.FAILED, Disposition.DEAD_LETTER}
 
 

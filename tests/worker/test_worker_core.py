@@ -14,6 +14,7 @@ from tests.worker.support import (
     MemoryEvents,
     MemoryMetrics,
     MemoryStore,
+    MemoryTasks,
     job_body,
     make_core,
     make_job,
@@ -125,6 +126,7 @@ def test_progress_of_a_long_job_is_reported_at_most_every_interval(
         synthesizer=FakeSynthesizer(),
         store=store,
         events=events,
+        tasks=MemoryTasks(),
         monotonic=lambda: float(next(clock)),
     )
     text = " ".join(f"Lause numero {n}." for n in range(12))
@@ -299,3 +301,19 @@ def test_recover_task_id_only_takes_a_plausible_id() -> None:
     assert recover_task_id(raw_json(task_id="x" * 65)) is None
     assert recover_task_id(raw_json(task_id=5)) is None
     assert recover_task_id(raw_json(task_id="a\nb")) is None
+
+
+def test_a_job_whose_task_does_not_exist_is_deleted_without_work_or_report(
+    fake_synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents
+) -> None:
+    # Given a valid job for a task the table does not hold
+    core = make_core(fake_synthesizer, store, events, tasks=MemoryTasks(missing={"ghost"}))
+
+    # When
+    outcome = process_one(core, message(job_body(task_id="ghost")))
+
+    # Then it is settled (deleted), and nothing was synthesized, stored or published
+    assert (outcome.disposition, outcome.settled) == (Disposition.DROPPED, True)
+    assert fake_synthesizer.items == []
+    assert store.puts == 0
+    assert events.events == []

@@ -54,12 +54,14 @@ def test_a_mixed_batch_reports_only_the_retryable_record_and_publishes_each_outc
 ) -> None:
     # Given: a good job, a malformed one, one with nothing to speak, and one whose text is missing (transient)
     event = sqs_event(
-        [
-            job_body("Hyvää huomenta, tämä on testi.", task_id="good"),
-            raw_json(task_id="broken", text="no other fields"),
-            job_body("", task_id="empty"),
-            job_body(None, task_id="lost", text_key=text_key_for("lost")),
-        ]
+        worker_aws.known(
+            [
+                job_body("Hyvää huomenta, tämä on testi.", task_id="good"),
+                raw_json(task_id="broken", text="no other fields"),
+                job_body("", task_id="empty"),
+                job_body(None, task_id="lost", text_key=text_key_for("lost")),
+            ]
+        )
     )
 
     # When
@@ -90,7 +92,7 @@ def test_a_redelivered_finished_job_does_no_synthesis(
     worker_aws: WorkerAws, counting_core: CountingSynthesizer, lambda_context: Any, restore_logging: None
 ) -> None:
     # Given: the job ran once
-    body = job_body("Kissa istui ikkunalaudalla.", task_id="again")
+    [body] = worker_aws.known([job_body("Kissa istui ikkunalaudalla.", task_id="again")])
     assert failed_ids(invoke(sqs_event([body]), lambda_context)) == []
     first_audio = worker_aws.audio_bytes(audio_key_for("again"))
     first_events = worker_aws.read_events()
@@ -113,8 +115,12 @@ def test_the_last_attempt_of_a_transient_failure_publishes_failed_and_is_left_fo
     worker_aws: WorkerAws, counting_core: CountingSynthesizer, lambda_context: Any, restore_logging: None
 ) -> None:
     # Given: the job's text object is missing, and this is the queue's last delivery (maxReceiveCount=3)
-    body = job_body(None, task_id="lost", text_key=text_key_for("lost"))
-    good = job_body("Hei maailma.", task_id="fine")
+    body, good = worker_aws.known(
+        [
+            job_body(None, task_id="lost", text_key=text_key_for("lost")),
+            job_body("Hei maailma.", task_id="fine"),
+        ]
+    )
 
     # When
     response = invoke(sqs_event([body, good], receive_count=3), lambda_context)
@@ -137,7 +143,9 @@ def test_text_stored_in_the_bucket_is_spoken(
 ) -> None:
     key = worker_aws.put_text("big", "Pitkä teksti. " * 20)
 
-    response = invoke(sqs_event([job_body(None, task_id="big", text_key=key)]), lambda_context)
+    response = invoke(
+        sqs_event(worker_aws.known([job_body(None, task_id="big", text_key=key)])), lambda_context
+    )
 
     assert failed_ids(response) == []
     assert counting_core.calls == 20
@@ -153,7 +161,7 @@ def test_a_batch_of_one_unsettled_record_is_reported_not_raised(
     receive_count: int,
 ) -> None:
     # Given: the deployed batch size of one, and a job that fails transiently (its text object is missing)
-    body = job_body(None, task_id="alone", text_key=text_key_for("alone"))
+    [body] = worker_aws.known([job_body(None, task_id="alone", text_key=text_key_for("alone"))])
 
     # When: the handler sees a batch in which every record fails
     response = invoke(sqs_event([body], receive_count=receive_count), lambda_context)
@@ -163,3 +171,19 @@ def test_a_batch_of_one_unsettled_record_is_reported_not_raised(
     assert failed_ids(response) == ["m-0"]
     last = receive_count == 3
     assert statuses(worker_aws.read_events(), "alone") == (["failed"] if last else [])
+
+
+def test_a_job_for_a_task_that_does_not_exist_is_dropped_unsynthesized(
+    worker_aws: WorkerAws, counting_core: CountingSynthesizer, lambda_context: Any, restore_logging: None
+) -> None:
+    # Given: a valid job whose task was never written (forged, or sent for an expired task)
+    body = job_body("Kukaan ei odota tätä.", task_id="nobody")
+
+    # When
+    response = invoke(sqs_event([body]), lambda_context)
+
+    # Then: deleted, nothing synthesized, written or reported
+    assert failed_ids(response) == []
+    assert counting_core.calls == 0
+    assert worker_aws.audio_keys() == []
+    assert worker_aws.read_events() == []

@@ -27,7 +27,7 @@ from tts_worker.audio import PIECE_PAUSE_S, WavAssembler
 from tts_worker.batching import Piece, plan_groups
 from tts_worker.failures import Disposition
 from tts_worker.job_input import parse_job
-from tts_worker.ports import AudioStorePort, EventPort, JobMessage, MetricsSink
+from tts_worker.ports import AudioStorePort, EventPort, JobMessage, MetricsSink, TaskLookup
 from tts_worker.reporting import MessageOutcome, Reporter
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
 from tts_worker.text_split import split_text
@@ -107,6 +107,7 @@ class WorkerCore:
         synthesizer: Synthesizer,
         store: AudioStorePort,
         events: EventPort,
+        tasks: TaskLookup,
         config: CoreConfig | None = None,
         metrics: MetricsSink | None = None,
         clock: Callable[[], datetime] = _utcnow,
@@ -114,6 +115,7 @@ class WorkerCore:
     ) -> None:
         self._synthesizer = synthesizer
         self._store = store
+        self._tasks = tasks
         self._config = config or CoreConfig()
         self._report = Reporter(
             events=events, metrics=metrics, clock=clock, max_receive_count=self._config.max_receive_count
@@ -175,6 +177,11 @@ class WorkerCore:
         self, slot: int, message: JobMessage, job: SynthesisJob, state: _BatchState
     ) -> list[Piece]:
         attempt = message.receive_count
+        if not self._tasks.exists(job.task_id):
+            # Forged, or its task expired or was never written: nothing would ever read the audio.
+            logger.warning("job for an unknown task dropped", extra={"task_id": job.task_id})
+            state.outcomes[slot] = MessageOutcome(message.message_id, Disposition.DROPPED, job.task_id)
+            return []
         existing = self._store.find_audio(job.audio_key)
         if existing is not None:
             # A redelivery of a finished job: report the audio again, do no work.

@@ -44,11 +44,12 @@ class Disposition(StrEnum):
     FAILED = "failed"  # cannot succeed, `failed` published: delete
     RETRY = "retry"  # leave it: the queue redelivers it after the visibility timeout
     DEAD_LETTER = "dead_letter"  # last attempt failed, `failed` published: leave it for the DLQ redrive
+    DROPPED = "dropped"  # no such task: nothing to do or to report: delete
 
     @property
     def settled(self) -> bool:
         """Whether the message is finished with and should be deleted from the queue."""
-        return self in (Disposition.SUCCEEDED, Disposition.FAILED)
+        return self in (Disposition.SUCCEEDED, Disposition.FAILED, Disposition.DROPPED)
 
     @property
     def publishes_failed(self) -> bool:

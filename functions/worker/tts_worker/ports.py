@@ -32,6 +32,12 @@ class AudioStorePort(Protocol):
     def get_text(self, key: str) -> str: ...
 
 
+class TaskLookup(Protocol):
+    """Whether a job's task exists (the task repository fits): a job for no task is never synthesized."""
+
+    def exists(self, task_id: str) -> bool: ...
+
+
 class EventPort(Protocol):
     def publish(self, event: LifecycleEvent) -> None: ...
 

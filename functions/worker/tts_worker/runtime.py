@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tts_common.settings import WorkerSettings
-from tts_common.wiring import audio_store_from, publisher_from
+from tts_common.wiring import audio_store_from, publisher_from, repository_from
 from tts_worker.core import CoreConfig, WorkerCore
 from tts_worker.ports import MetricsSink
 from tts_worker.synthesizer.base import Synthesizer
@@ -34,6 +34,7 @@ def build_core(
         synthesizer=synthesizer or build_synthesizer(settings),
         store=audio_store_from(settings),
         events=publisher_from(settings),
+        tasks=repository_from(settings),
         config=CoreConfig.from_settings(settings, io_workers=IO_WORKERS),
         metrics=metrics,
     )

@@ -167,6 +167,14 @@ class TaskRepository:
             raise TaskNotFound(task_id)
         return task
 
+    def exists(self, task_id: str) -> bool:
+        """Whether a live task has this id (a consistent read: a task is written before its job is sent)."""
+        try:
+            self.get(task_id, consistent=True)
+        except TaskNotFound:
+            return False
+        return True
+
     def list_tasks(self, *, status: TaskStatus | None, limit: int, next_token: str | None) -> TaskPage:
         """Newest first, through a GSI query (never a scan). The token is bound to the filter."""
         start_key = _decode_token(next_token, status) if next_token else None
