@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,7 +13,6 @@ from tts_common.domain import DEFAULT_MAX_PIECE_CHARS, SynthesisParams
 from tts_common.exceptions import ConfigurationError
 
 DEFAULT_MODEL = "facebook/mms-tts-fin"
-
 # A language tag as TTS_LANGUAGE takes it (ISO 639 code, optional subtags); the CDK app checks by it too.
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$"
 # How long the jobs queue keeps a message: SQS's default, which the CDK app's queues keep too.
@@ -23,6 +22,19 @@ JOBS_QUEUE_RETENTION_S = 4 * 24 * 3600
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 DecoderRuntime = Literal["auto", "torch", "onnxruntime"]
+
+
+# The bounds of every AWS call, declared once; each settings class below picks defaults that fit its deadline.
+def _connect_timeout(default: float) -> Any:
+    return Field(default=default, validation_alias="AWS_CONNECT_TIMEOUT_S", gt=0, le=60)
+
+
+def _read_timeout(default: float) -> Any:
+    return Field(default=default, validation_alias="AWS_READ_TIMEOUT_S", gt=0, le=900)
+
+
+def _max_attempts(default: int) -> Any:
+    return Field(default=default, validation_alias="AWS_MAX_ATTEMPTS", ge=1, le=10)
 
 
 class ServiceSettings(BaseSettings):
@@ -67,6 +79,14 @@ class ServiceSettings(BaseSettings):
             max_piece_chars=self.tts_max_piece_chars,
         )
 
+    # Bounds on every AWS call (boto3 and PynamoDB): each attempt waits at most connect + read seconds, for at
+    # most AWS_MAX_ATTEMPTS attempts (the first included); worst case attempts x (connect + read) + backoff
+    # (tts_common.adapters.aws.ClientTimeouts). Each function overrides the defaults to fit its deadline:
+    # here 3 x (2 + 5) + 3 = 24 s, inside API Gateway's 29 s.
+    aws_connect_timeout_s: float = _connect_timeout(2.0)
+    aws_read_timeout_s: float = _read_timeout(5.0)
+    aws_max_attempts: int = _max_attempts(3)
+
 
 class ApiSettings(ServiceSettings):
     service_version: str = Field(default="0.1.0", validation_alias="SERVICE_VERSION")
@@ -89,6 +109,12 @@ class ApiSettings(ServiceSettings):
     def cors_origins(self) -> list[str]:
         return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
 
+    # A typed 503 within 5 s when the backend hangs: 2 x (0.5 + 1.0) + 1 s backoff = 4 s for the one call that
+    # fails (the first), leaving 1 s for the rest; DynamoDB, S3 and SQS answer in milliseconds.
+    aws_connect_timeout_s: float = _connect_timeout(0.5)
+    aws_read_timeout_s: float = _read_timeout(1.0)
+    aws_max_attempts: int = _max_attempts(2)
+
 
 class WorkerSettings(ServiceSettings):
     tts_device: Device = Field(default="auto", validation_alias="TTS_DEVICE")
@@ -105,6 +131,11 @@ class WorkerSettings(ServiceSettings):
     # Where generated models (TTS_MODEL=tiny-random, mms-random) and decoder exports the model directory lacks
     # are written; ~/.cache/serverless-tts if unset.
     tts_cache_dir: Path | None = Field(default=None, validation_alias="TTS_CACHE_DIR")
+    # The read timeout must outlast the SQS long poll (POLL_WAIT_S, at most 20 s): 3 x (2 + 25) + 3 s backoff
+    # = 84 s at worst per call, well inside the jobs' visibility timeout (and a heartbeat's third of it).
+    aws_connect_timeout_s: float = _connect_timeout(2.0)
+    aws_read_timeout_s: float = _read_timeout(25.0)
+    aws_max_attempts: int = _max_attempts(3)
 
 
 class TaskEventsSettings(ServiceSettings):
@@ -120,6 +151,10 @@ class TaskEventsSettings(ServiceSettings):
     )
     # The most tasks one sweep acts on per rule; the next sweep goes on where this one stopped.
     sweep_limit: int = Field(default=500, validation_alias="SWEEP_LIMIT", ge=1, le=10_000)
+    # A hung call fails inside the consumer Lambda's 30 s: 3 x (1 + 3) + 3 s backoff = 15 s at worst.
+    aws_connect_timeout_s: float = _connect_timeout(1.0)
+    aws_read_timeout_s: float = _read_timeout(3.0)
+    aws_max_attempts: int = _max_attempts(3)
 
 
 S = TypeVar("S", bound=BaseSettings)

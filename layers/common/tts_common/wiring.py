@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tts_common.adapters.aws import client
+from tts_common.adapters.aws import ClientTimeouts, client
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.s3 import AudioStore
 from tts_common.adapters.sqs import JobQueue
@@ -12,7 +12,12 @@ from tts_common.storage.repository import TaskRepository
 
 
 def repository_from(settings: ServiceSettings) -> TaskRepository:
-    records = records_for(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
+    records = records_for(
+        settings.table_name,
+        settings.aws_region,
+        settings.aws_endpoint_url,
+        ClientTimeouts.from_settings(settings),
+    )
     return TaskRepository(records, ttl_days=settings.task_ttl_days)
 
 

@@ -18,6 +18,7 @@ from pynamodb.connection import Connection
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
+from tts_common.adapters.aws import ClientTimeouts
 from tts_common.storage import schema
 
 
@@ -34,11 +35,22 @@ class Records:
     connection: Connection
 
 
-def _meta(table_name: str, region: str, host: str | None) -> type:
+def _meta(table_name: str, region: str, host: str | None, timeouts: ClientTimeouts | None) -> type:
     attrs: dict[str, object] = {"table_name": table_name, "region": region, "billing_mode": "PAY_PER_REQUEST"}
     if host:
         attrs["host"] = host
+    if timeouts is not None:
+        attrs.update(_connection_timeouts(timeouts))
     return type("Meta", (), attrs)
+
+
+def _connection_timeouts(timeouts: ClientTimeouts) -> dict[str, Any]:
+    """PynamoDB's names for the bounds; it counts retries, not attempts."""
+    return {
+        "connect_timeout_seconds": timeouts.connect_s,
+        "read_timeout_seconds": timeouts.read_s,
+        "max_retry_attempts": timeouts.max_attempts - 1,
+    }
 
 
 def _index(name: str, pk: str, sk: str, meta: type) -> GlobalSecondaryIndex:  # type: ignore[type-arg]
@@ -63,8 +75,11 @@ def _index(name: str, pk: str, sk: str, meta: type) -> GlobalSecondaryIndex:  # 
 
 
 @lru_cache(maxsize=16)
-def records_for(table_name: str, region: str, host: str | None = None) -> Records:
-    meta = _meta(table_name, region, host)
+def records_for(
+    table_name: str, region: str, host: str | None = None, timeouts: ClientTimeouts | None = None
+) -> Records:
+    """The records for one table; without `timeouts`, PynamoDB's own (30 s read x 4 attempts)."""
+    meta = _meta(table_name, region, host, timeouts)
 
     class TaskRecord(Model):
         Meta = meta  # type: ignore[assignment]
@@ -126,7 +141,7 @@ def records_for(table_name: str, region: str, host: str | None = None) -> Record
         count_done = NumberAttribute(default=0)
         count_failed = NumberAttribute(default=0)
 
-    connection = Connection(region=region, host=host)
+    connection = Connection(region=region, host=host, **(_connection_timeouts(timeouts) if timeouts else {}))
     # Create the botocore clients now: created lazily, many threads' first requests would each build one.
     for model in (TaskRecord, ClaimRecord, StatsRecord):
         _ = model._get_connection().connection.client

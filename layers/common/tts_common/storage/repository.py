@@ -42,8 +42,19 @@ def sort_key(submitted_at: datetime, task_id: str) -> str:
     return f"{submitted_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{task_id}"
 
 
+def _response_code(exc: PynamoDBException) -> str | None:
+    """DynamoDB's error code behind a PynamoDB error; None when no answer came (a timeout, a reset).
+
+    PynamoDB's `cause_response_code` reads `cause.response`, which botocore's timeouts set to None.
+    """
+    try:
+        return exc.cause_response_code
+    except AttributeError:
+        return None
+
+
 def _cancel_reasons(exc: TransactWriteError) -> set[str]:
-    if exc.cause_response_code != "TransactionCanceledException":
+    if _response_code(exc) != "TransactionCanceledException":
         return set()
     return {r.code for r in exc.cancellation_reasons if r is not None and r.code}
 
@@ -81,8 +92,11 @@ class TaskRepository:
         for attempt in range(_CREATE_ATTEMPTS):
             claim = self._r.claim(pk=claim_pk(task.dedupe_key), task_id=task.task_id, expires_at=expires)
             record = self._to_record(task, expires)
+            # botocore resends a timed-out call: DynamoDB applies resends with the same token once. A new
+            # token per attempt of this loop, which only follows a definite cancellation.
+            token = f"{task.task_id}-{attempt}"
             try:
-                with TransactWrite(connection=self._r.connection) as tx:
+                with TransactWrite(connection=self._r.connection, client_request_token=token) as tx:
                     tx.save(claim, condition=self._r.claim.pk.does_not_exist())
                     tx.save(record, condition=self._r.task.pk.does_not_exist())
                     tx.update(
@@ -96,19 +110,25 @@ class TaskRepository:
                 if "ConditionalCheckFailed" not in _cancel_reasons(exc):
                     _backoff(attempt)  # a conflict, not a verdict: write again
                     continue
-            existing = self._owner_of(task.dedupe_key)
+            held = self._claim_on(task.dedupe_key)
+            if held is not None and held.task_id == task.task_id:
+                # Our own claim: a resend found what the first send wrote before its answer was lost.
+                return task, True
+            existing = self._owner_of(held) if held is not None else None
             if existing is not None:
                 self._record_dedupe_hit(existing.task_id)
                 return replace(existing, dedupe_hits=existing.dedupe_hits + 1), False
             _backoff(attempt)
         raise ConcurrentUpdate("could not settle the dedupe claim; try again")
 
-    def _owner_of(self, key: str) -> Task | None:
-        """The live task holding a dedupe claim; a claim whose task is gone is removed."""
+    def _claim_on(self, key: str) -> Any | None:
         try:
-            claim = self._r.claim.get(claim_pk(key), consistent_read=True)
+            return self._r.claim.get(claim_pk(key), consistent_read=True)
         except DoesNotExist:
             return None  # released between our write and this read (its task failed): try again
+
+    def _owner_of(self, claim: Any) -> Task | None:
+        """The live task holding a dedupe claim; a claim whose task is gone is removed."""
         try:
             owner = self.get(claim.task_id, consistent=True, now=self._clock() + _EXPIRY_GRACE)
         except TaskNotFound:
@@ -147,10 +167,7 @@ class TaskRepository:
                 condition=t.pk.exists(),
             )
         except UpdateError as exc:
-            if (
-                getattr(exc.cause, "response", {}).get("Error", {}).get("Code")
-                == "ConditionalCheckFailedException"
-            ):
+            if _response_code(exc) == "ConditionalCheckFailedException":
                 return  # the task is gone (expired): nothing to mark
             raise
 
@@ -190,7 +207,7 @@ class TaskRepository:
         try:
             items = [self._from_record(r) for r in results]
         except QueryError as exc:
-            if start_key is not None and exc.cause_response_code == "ValidationException":
+            if start_key is not None and _response_code(exc) == "ValidationException":
                 raise InvalidPageToken() from exc
             raise
         last = results.last_evaluated_key
