@@ -1,8 +1,8 @@
-"""The voice of a task: one spec, chosen per request, stored on the task, carried in the job, spoken by the worker.
+"""The voice of a task: one spec, chosen per request, stored on the task, carried in the job, spoken.
 
-Everything that changes the audio is here and nowhere else. The dedupe key hashes the normalized text with the
-whole spec; the seeds hash the text with only what shapes the waveform (`WAVEFORM_FIELDS`), so the same text in
-`wav` and in `mp3`, or at 16 and at 24 kHz, is the same speech.
+Everything that changes the audio is here and nowhere else. The dedupe key hashes the normalized text with
+the whole spec; the seeds hash the text with only what shapes the waveform (`WAVEFORM_FIELDS`), so the same
+text in `wav` and in `mp3`, or at 16 and at 24 kHz, is the same speech.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def check_sample_rate(audio_format: AudioFormat, rate: int) -> None:
     allowed = FORMATS[audio_format].sample_rates
     if allowed is not None and rate not in allowed:
         raise UnsupportedSampleRate(
-            f"{audio_format.value} cannot hold {rate} Hz; it holds {', '.join(str(r) for r in sorted(allowed))}"
+            f"{audio_format.value} cannot hold {rate} Hz; it holds "
+            + ", ".join(str(r) for r in sorted(allowed))
         )
 
 
