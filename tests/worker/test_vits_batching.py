@@ -79,22 +79,6 @@ def test_the_single_item_path_gives_identical_wav_bytes_run_after_run(sequential
     assert wav() == wav()
 
 
-def test_with_cpu_workers_an_item_gives_the_same_bytes_alone_or_in_company(tiny_model_dir: Path) -> None:
-    # Given: two single-threaded workers (float rounding depends on the thread count, so lone items use
-    # them too)
-    threaded = VitsSynthesizer.load(tiny_model_dir, device="cpu", cpu_workers=2)
-    assert threaded.max_items_per_call == 2
-    assert threaded.decoder_runtime == "onnxruntime"  # one session, a single-threaded run per worker
-
-    # When
-    together = threaded.synthesize(ITEMS)
-    alone = [threaded.synthesize([item])[0] for item in ITEMS]
-
-    # Then
-    for a, b in zip(together, alone, strict=True):
-        assert np.array_equal(a.waveform, b.waveform)
-
-
 def test_half_precision_on_the_cpu_runs_the_autocast_path(tiny_model_dir: Path) -> None:
     # bfloat16 autocast on the CPU exercises the code that float16 runs on CUDA
     half = VitsSynthesizer.load(tiny_model_dir, device="cpu", dtype="bfloat16", batch_forward=True)
