@@ -2,7 +2,8 @@
 
 moto in server mode stands in for AWS on 127.0.0.1 (in this process); the API (uvicorn), the worker's
 long-poll loop and the lifecycle consumer run as child processes with the same code that runs on AWS.
-Ctrl-C stops every process this started.
+A child that exits is restarted (with backoff, see local/supervisor.py); moto's state lives as long as this
+process. Ctrl-C (or SIGTERM) stops every process this started, as does moto's server stopping.
 """
 
 from __future__ import annotations
@@ -11,28 +12,40 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-from local.moto_patches import make_dynamodb_thread_safe
+from local.moto_patches import patch_moto
 from local.provision import REGION, provision
+from local.supervisor import Process, Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONPATH = os.pathsep.join(
     str(ROOT / p)
     for p in ("layers/common", "functions/api", "functions/worker", "functions/task_events", ".")
 )
+# Each child's name in its logs (Powertools' `service`).
+SERVICE_NAMES = {"api": "tts-api", "worker": "tts-worker", "task-events": "tts-task-events"}
+MOTO_CHECK_EVERY_S = 5.0
 
 
-def _wait_for(url: str, *, timeout_s: float, procs: list[subprocess.Popen[bytes]]) -> None:
+def child_environment(env: dict[str, str], name: str) -> dict[str, str]:
+    """A child's environment: the stack's, and its own service name for its logs."""
+    return {**env, "POWERTOOLS_SERVICE_NAME": SERVICE_NAMES[name]}
+
+
+def _wait_for(url: str, *, timeout_s: float, procs: dict[str, Process | None]) -> None:
+    """Wait for the API; a child that exits during start-up is a configuration error: fail fast."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} during start-up")
+        for name, proc in procs.items():
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode} during start-up")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status < 500:
@@ -41,6 +54,19 @@ def _wait_for(url: str, *, timeout_s: float, procs: list[subprocess.Popen[bytes]
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def _moto_problem(moto: object, host: str, port: int, *, probe: bool) -> str | None:
+    """Why moto's server (a thread of this process) can no longer serve, or None while it can."""
+    thread = getattr(moto, "_thread", None)
+    if thread is None or not thread.is_alive():
+        return "its server thread has stopped"
+    if probe:
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except OSError as exc:
+            return f"its port {port} does not accept connections ({exc})"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "5050")))
     args = parser.parse_args(argv)
 
-    make_dynamodb_thread_safe()
+    patch_moto()
     # moto's server logs every request; the service's own logs are what a developer wants to read.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from moto.server import ThreadedMotoServer
@@ -101,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         "worker": [python, "-m", "tts_worker.ecs_loop"],
         "task-events": [python, "-m", "tts_task_events.poller"],
     }
-    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawner(name: str) -> Callable[[], Process]:
+        child_env = child_environment(env, name)
+        return lambda: subprocess.Popen(commands[name], env=child_env, cwd=ROOT)
+
+    supervisor = Supervisor({name: spawner(name) for name in commands})
     stopping = False
 
     def stop(*_: object) -> None:
@@ -112,9 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     api_url = f"http://{args.host}:{args.api_port}"
     try:
-        for command in commands.values():
-            procs.append(subprocess.Popen(command, env=env, cwd=ROOT))
-        _wait_for(f"{api_url}/health", timeout_s=60, procs=procs)
+        supervisor.start()
+        _wait_for(f"{api_url}/health", timeout_s=60, procs=supervisor.processes())
         print(
             f"\nServerless TTS local stack is up\n"
             f"  API:        {api_url}   (docs: {api_url}/docs)\n"
@@ -122,29 +152,28 @@ def main(argv: list[str] | None = None) -> int:
             f"  model:      {env['TTS_MODEL']}   device: {env.get('TTS_DEVICE', 'auto')}\n"
             f"  try:        curl -s -X POST {api_url}/api/v1/tts/convert -H 'content-type: application/json' "
             f'-d \'{{"text": "Hyvää huomenta"}}\'\n'
-            f"Ctrl-C stops everything.\n",
+            f"A child that exits is restarted; Ctrl-C stops everything.\n",
             flush=True,
         )
+        next_probe = time.monotonic() + MOTO_CHECK_EVERY_S
         while not stopping:
-            for name, proc in zip(commands, procs, strict=True):
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping the stack", file=sys.stderr)
-                    stopping = True
+            supervisor.check()
+            probe = time.monotonic() >= next_probe
+            if probe:
+                next_probe = time.monotonic() + MOTO_CHECK_EVERY_S
+            problem = _moto_problem(moto, args.host, args.moto_port, probe=probe)
+            if problem is not None:
+                print(f"moto stopped ({problem}); stopping the stack", file=sys.stderr, flush=True)
+                return 1
             time.sleep(0.5)
-        return 0 if all(p.poll() is None for p in procs) else 1
+        return 0
     except (RuntimeError, TimeoutError) as exc:
         print(f"local stack failed to start: {exc}", file=sys.stderr)
         return 1
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        moto.stop()
+        supervisor.stop(timeout_s=15)
+        if _moto_problem(moto, args.host, args.moto_port, probe=False) is None:
+            moto.stop()
         print("local stack stopped", flush=True)
 
 
