@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := layers/common:functions/api:functions/worker:functions/task_events:.
 
-.PHONY: help install run test test-fast test-shifted lint fmt bench synth deploy destroy clean
+.PHONY: help install run test test-fast test-shifted image-test lint fmt bench soak synth deploy destroy clean
 
 help:
 	@echo "make run      the local stack: moto + API on http://127.0.0.1:8000 + worker + lifecycle consumer"
@@ -45,6 +45,12 @@ test-shifted: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e" --clock-shift-days=180
 	$(BIN)/python -m pytest -m "not e2e" --clock-shift-days=-180
 
+# Build the worker image (Dockerfile.inference, lambda-cpu) and run it here as Lambda and ECS run it, on moto:
+# local/image_test.py, docs/DEPLOY.md. Needs a Docker daemon, or root to start one. E.g. IMAGE_TEST_ARGS=--clean
+IMAGE_TEST_ARGS ?=
+image-test: $(STAMP)
+	$(BIN)/python -m local.image_test $(IMAGE_TEST_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -58,6 +64,19 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# A fresh local stack under load and faults (docs/RELIABILITY.md); `-m bench.soak --quick` is shorter.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
+
+# Fill the model store with each language's saved model and ONNX decoder export, where workers download it on
+# first use: make models LANGUAGES=fin,eng,swh [MODEL_TEMPLATE=facebook/mms-tts-{language}]. The store is
+# TTS_MODEL_STORE_BUCKET (else AUDIO_BUCKET_NAME) under TTS_MODEL_STORE_PREFIX (models/); AWS_* as usual.
+.PHONY: models
+models: $(STAMP)
+	@test -n "$(LANGUAGES)" || { echo "usage: make models LANGUAGES=fin,eng,swh"; exit 2; }
+	$(BIN)/python -m tts_worker.prefetch --to-store --languages "$(LANGUAGES)" \
+		$(if $(MODEL_TEMPLATE),--template "$(MODEL_TEMPLATE)")
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -21,8 +21,9 @@ import numpy as np
 import psutil
 import torch
 
-from tts_common.domain import SynthesisParams, audio_key_for, dedupe_key, normalize_text, seed_for
+from tts_common.domain import audio_key_for, normalize_text
 from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
+from tts_common.voice import VoiceSpec, dedupe_key, seed_for, waveform_key
 from tts_worker.audio import encode_wav
 from tts_worker.batching import Piece, plan_groups
 from tts_worker.core import CoreConfig, WorkerCore
@@ -49,14 +50,14 @@ class Job:
     @property
     def seed(self) -> int:
         """The seed of the text's first piece: what the seed style seeds its one forward with."""
-        return seed_for(self.job.dedupe_key, 0)
+        return seed_for(waveform_key(normalize_text(self.text), self.job.voice), 0)
 
     def message(self) -> QueueMessage:
         return QueueMessage(message_id=f"m-{self.task_id}", body=self.job.model_dump_json())
 
 
 def make_jobs(texts: Sequence[str], *, prefix: str, model_id: str, max_piece_chars: int = 400) -> list[Job]:
-    params = SynthesisParams(model_id=model_id, language="fi", max_piece_chars=max_piece_chars)
+    voice = VoiceSpec(language="fin", model_id=model_id, max_piece_chars=max_piece_chars)
     jobs = []
     for n, text in enumerate(texts):
         task_id = f"{prefix}-{n}"
@@ -66,12 +67,10 @@ def make_jobs(texts: Sequence[str], *, prefix: str, model_id: str, max_piece_cha
                 text=text,
                 job=SynthesisJob(
                     task_id=task_id,
-                    dedupe_key=dedupe_key(normalize_text(text), params),
-                    language="fi",
-                    model_id=model_id,
-                    max_piece_chars=max_piece_chars,
+                    dedupe_key=dedupe_key(normalize_text(text), voice),
+                    voice=voice,
                     text=text,
-                    audio_key=audio_key_for(task_id),
+                    audio_key=audio_key_for(task_id, voice.format),
                     submitted_at=datetime(2026, 11, 27, tzinfo=UTC),
                 ),
             )
@@ -263,7 +262,7 @@ def raw_model(synthesizer: VitsSynthesizer, jobs: Sequence[Job], *, batch: int) 
     one by one on the CPU), no WAV, no core. What the core's overhead is measured against."""
     pieces = []
     for n, job in enumerate(jobs):
-        for index, text in enumerate(split_text(normalize_text(job.text), job.job.max_piece_chars)):
+        for index, text in enumerate(split_text(normalize_text(job.text), job.job.voice.max_piece_chars)):
             ids = synthesizer.token_ids(text)
             if ids is not None:
                 pieces.append(Piece(job=n, position=index, item=SynthesisItem(text=text, seed=index)))

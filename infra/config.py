@@ -19,8 +19,18 @@ from typing import Any, Literal, get_args, get_type_hints
 from pydantic import TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings
 
+from tts_common.languages import ServedLanguages
 from tts_common.metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE_NAME
-from tts_common.settings import ApiSettings, Dtype, ServiceSettings, TaskEventsSettings, WorkerSettings
+from tts_common.settings import (
+    ApiSettings,
+    Dtype,
+    ServiceSettings,
+    TaskEventsSettings,
+    WorkerSettings,
+    check_languages,
+    parse_languages,
+    parse_model_overrides,
+)
 
 WorkerMode = Literal["lambda", "ecs"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -75,9 +85,11 @@ class DeploymentConfig:
     # How the Lambda layer gets its pip dependencies: local pip, Docker, or not at all (template checks only).
     layer_bundling: Literal["local", "docker", "skip"] = "local"
 
-    # Model and behaviour shared by every function
-    tts_model: str = runtime_setting(ServiceSettings, "tts_model")
-    tts_language: str = runtime_setting(ServiceSettings, "tts_language")
+    # Languages served (ISO 639 codes, the first the default) and their models: override, else template.
+    languages: tuple[str, ...] = runtime_setting(ServiceSettings, "tts_languages")
+    model_template: str = runtime_setting(ServiceSettings, "tts_model_template")
+    # `language=model` items (`-c model_overrides=fin=/opt/model,eng=org/model`).
+    model_overrides: tuple[str, ...] = runtime_setting(ServiceSettings, "tts_model_overrides")
     # Task records' TTL and the audio's expiry.
     retention_days: int = runtime_setting(ServiceSettings, "task_ttl_days")
     service_name: str = DEFAULT_SERVICE_NAME
@@ -132,6 +144,17 @@ class DeploymentConfig:
         return VISIBILITY_PER_WORKER_TIMEOUT * self.worker_timeout_s
 
     @property
+    def served_languages(self) -> ServedLanguages:
+        """The languages as the functions read them (canonical codes); valid once `validate` passed."""
+        codes = parse_languages(self.languages)
+        return ServedLanguages(
+            codes=codes,
+            default=codes[0],
+            template=self.model_template,
+            overrides=dict(parse_model_overrides(self.model_overrides)),
+        )
+
+    @property
     def is_dev(self) -> bool:
         return self.stage == DEV_STAGE
 
@@ -170,7 +193,15 @@ class DeploymentConfig:
                 settings, name = field.metadata[_SETTING]
                 problem = _setting_problem(settings, name, getattr(self, field.name))
                 check(problem is None, field.name, str(problem))
-        check(bool(self.tts_model.strip()), "tts_model", "must not be empty")
+        if not any(p.startswith(("languages:", "model_overrides:")) for p in problems):
+            try:
+                check_languages(
+                    parse_languages(self.languages),
+                    default=None,
+                    overrides=parse_model_overrides(self.model_overrides),
+                )
+            except ValueError as exc:
+                check(False, "model_overrides", str(exc))
         check(
             self.log_retention_days in _LOG_RETENTION_DAYS,
             "log_retention_days",

@@ -22,8 +22,9 @@ def service_environment(
         "AUDIO_BUCKET_NAME": bucket_name,
         "JOBS_QUEUE_URL": jobs_queue.queue_url,
         "EVENTS_TOPIC_ARN": topic.topic_arn,
-        "TTS_MODEL": config.tts_model,
-        "TTS_LANGUAGE": config.tts_language,
+        "TTS_LANGUAGES": ",".join(config.served_languages.codes),
+        "TTS_MODEL_TEMPLATE": config.model_template,
+        "TTS_MODEL_OVERRIDES": ",".join(config.model_overrides),
         "TASK_TTL_DAYS": str(config.retention_days),
         "POWERTOOLS_SERVICE_NAME": config.service_name,
         "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
@@ -35,11 +36,9 @@ def worker_environment(config: DeploymentConfig, *, device: str) -> dict[str, st
     """What the worker adds, in both modes. MAX_RECEIVE_COUNT is the jobs queue's redrive count, by
     construction.
 
-    TTS_MODEL points at the copy baked into the image (built from config.tts_model), so no cold start calls
-    the hub.
+    Which model a job is spoken with is the job's own (its voice's model_id, fixed by the API at submit).
     """
     return {
-        "TTS_MODEL": constants.IMAGE_MODEL_DIR,
         "TTS_DEVICE": device,
         "TTS_DTYPE": config.tts_dtype,
         "TTS_MAX_BATCH": str(config.tts_max_batch),

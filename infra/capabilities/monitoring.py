@@ -213,6 +213,22 @@ class Monitoring(Construct):
                 width=8,
             ),
         )
+        # The worker's model registry: a load is a miss (weights from the image, the store or the hub); many
+        # loads against few hits mean more languages in play than TTS_MAX_RESIDENT_MODELS holds.
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Models",
+                left=[
+                    self._app_metric(Metric.MODEL_LOADS, label="Loads"),
+                    self._app_metric(Metric.MODEL_HITS, label="Hits (resident)"),
+                ],
+                right=[
+                    self._app_metric(Metric.MODEL_LOAD_SECONDS, statistic="p50", label="Load s p50"),
+                    self._app_metric(Metric.MODEL_LOAD_SECONDS, statistic="Maximum", label="Load s max"),
+                ],
+                width=8,
+            ),
+        )
 
     def _app_metric(
         self,

@@ -93,13 +93,24 @@ def events_on_queue(resources) -> list[Any]:
 
 
 def finish_task(repository, resources, task_id: str, *, audio: bytes = b"RIFF....WAVEfmt fake") -> None:
-    """Play the worker's part: audio into the bucket, a `done` event into the record."""
+    """Play the worker's part: audio into the bucket, a `done` event into the record (in the task's format
+    and at the rate its voice asks for, else 16 kHz)."""
     from tts_common.domain import TaskStatus, audio_key_for
     from tts_common.messages import AudioInfo, LifecycleEvent
+    from tts_common.voice import FORMATS
 
-    key = audio_key_for(task_id)
-    aws_client("s3").put_object(Bucket=resources.bucket_name, Key=key, Body=audio, ContentType="audio/wav")
-    info = AudioInfo(audio_key=key, file_size=len(audio), sampling_rate=16_000, duration_s=1.25, device="cpu")
+    voice = repository.get(task_id).voice
+    key = audio_key_for(task_id, voice.format)
+    content_type = FORMATS[voice.format].content_type
+    aws_client("s3").put_object(Bucket=resources.bucket_name, Key=key, Body=audio, ContentType=content_type)
+    info = AudioInfo(
+        audio_key=key,
+        file_size=len(audio),
+        format=voice.format,
+        sampling_rate=voice.output_rate(16_000),
+        duration_s=1.25,
+        device="cpu",
+    )
     now = datetime.now(UTC)
     repository.apply_events(
         task_id,

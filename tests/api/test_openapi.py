@@ -17,6 +17,7 @@ EXPECTED = {
     ("get", "/api/v1/tts/stats"): {"200", "500", "503"},
     ("get", "/api/v1/tts/{conversion_id}"): {"200", "404", "500", "503"},
     ("get", "/api/v1/tts/{conversion_id}/download"): {"200", "307", "404", "409", "422", "500", "503"},
+    ("get", "/api/v1/voices"): {"200", "500"},
 }
 
 
@@ -65,12 +66,15 @@ def test_the_health_503_is_the_health_report(schema):
 
 
 def test_the_schema_names_the_served_languages_and_bounds_the_filename(api_settings):
-    schema = create_app(settings=api_settings).openapi()
-    served = [api_settings.tts_language]
+    serving = api_settings.model_copy(update={"tts_languages": ("fin", "eng", "swh")})
+    schema = create_app(settings=serving).openapi()
     for name in ("ConvertRequest", "ConvertMultipleRequest"):
         language = schema["components"]["schemas"][name]["properties"]["language"]
-        assert language["examples"] == served
-        assert f"Served here: {', '.join(served)}." in language["description"]
+        assert language["examples"] == ["fin", "eng", "swh"]
+        assert (
+            "Served here: fin (Finnish), eng (English), swh (Swahili (individual language)); default fin."
+            in language["description"]
+        )
     [filename] = [
         p
         for p in schema["paths"]["/api/v1/tts/{conversion_id}/download"]["get"]["parameters"]
@@ -80,3 +84,20 @@ def test_the_schema_names_the_served_languages_and_bounds_the_filename(api_setti
         s for s in filename["schema"].get("anyOf", [filename["schema"]]) if s.get("type") == "string"
     )
     assert string["minLength"] == 1
+
+
+def test_the_voice_fields_are_documented_with_their_ranges(schema):
+    properties = schema["components"]["schemas"]["ConvertRequest"]["properties"]
+    speed = next(s for s in properties["speed"]["anyOf"] if s.get("type") == "number")
+    assert (speed["minimum"], speed["maximum"]) == (0.25, 4.0)
+    formats = schema["components"]["schemas"]["AudioFormat"]["enum"]
+    assert formats == ["wav", "flac", "ogg_opus", "ogg_vorbis", "mp3", "pcm"]
+    rate = next(s for s in properties["sample_rate"]["anyOf"] if s.get("type") == "integer")
+    assert rate["enum"] == [8000, 16000, 22050, 24000, 44100, 48000]
+
+
+def test_the_voices_route_has_a_typed_body(schema):
+    ok = schema["paths"]["/api/v1/voices"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Voices"}
+    voices = schema["components"]["schemas"]["Voices"]["properties"]
+    assert {"languages", "default_language", "formats", "sample_rates"} <= set(voices)

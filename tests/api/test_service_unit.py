@@ -20,6 +20,7 @@ from tts_common import exceptions
 from tts_common.domain import TaskStatus, normalize_text
 from tts_common.settings import ApiSettings
 from tts_common.task import Task
+from tts_common.voice import AudioFormat, VoiceSpec, dedupe_key
 
 SETTINGS = ApiSettings.model_validate(
     {
@@ -73,7 +74,7 @@ class Fakes:
         return service.submit_texts(
             texts=texts,
             custom_filename=kw.pop("custom_filename", None),
-            language=kw.pop("language", None),
+            voice=service.VoiceRequest(language=kw.pop("language", None)),
             batch=batch,
             settings=kw.pop("settings", SETTINGS),
             repository=self,  # type: ignore[arg-type]
@@ -232,18 +233,112 @@ def test_every_accepted_text_is_queued_in_normal_form(text):
 
 def test_unknown_fields_and_wrong_types_are_refused():
     with pytest.raises(ValidationError):
-        ConvertRequest.model_validate({"text": "Hei", "speed": 2})
+        ConvertRequest.model_validate({"text": "Hei", "pitch": 2})
     with pytest.raises(ValidationError):
         ConvertRequest.model_validate({"text": ["Hei"]})
     with pytest.raises(ValidationError):
         ConvertMultipleRequest.model_validate({"texts": "Hei"})
 
 
-@pytest.mark.parametrize("language", ["sv", "en", "fin", "fi-x", ""])
-def test_only_the_served_language_is_accepted(language):
+@pytest.mark.parametrize("language", ["sv", "en", "eng", "fi-x", "", "swahili"])
+def test_only_a_served_language_is_accepted(language):
+    fakes = Fakes()
     with pytest.raises(exceptions.UnsupportedLanguage) as raised:
-        Fakes().submit(["Hei"], language=language)
-    assert raised.value.details == {"language": language, "supported": ["fi"]}
+        fakes.submit(["Hei"], language=language)
+    assert raised.value.details == {"language": language, "supported": ["fin"]}
+    assert fakes.log == []  # refused before any call
+
+
+# -- the voice: built once at submit from the request and the deployment's defaults -------------------
+
+SERVING_THREE = SETTINGS.model_copy(
+    update={
+        "tts_languages": ("fin", "eng", "swh"),
+        "tts_model_overrides": (("swh", "/opt/models/swh"),),
+        "tts_speed": 1.1,
+        "tts_format": AudioFormat.FLAC,
+    }
+)
+
+
+def test_a_voice_takes_the_deployments_defaults_for_what_the_request_leaves_out():
+    voice = service.voice_for(service.VoiceRequest(), settings=SERVING_THREE)
+    assert voice == VoiceSpec(
+        language="fin",
+        model_id="facebook/mms-tts-fin",
+        speed=1.1,
+        noise_scale=SETTINGS.tts_noise_scale,
+        noise_scale_duration=SETTINGS.tts_noise_scale_duration,
+        format=AudioFormat.FLAC,
+        sample_rate=None,
+        max_piece_chars=SETTINGS.tts_max_piece_chars,
+    )
+
+
+def test_a_voice_takes_what_the_request_chose():
+    asked = service.VoiceRequest(language="SWH", speed=2.0, format=AudioFormat.MP3, sample_rate=24_000)
+    voice = service.voice_for(asked, settings=SERVING_THREE)
+    assert (voice.language, voice.model_id, voice.speed, voice.format, voice.sample_rate) == (
+        "swh",
+        "/opt/models/swh",
+        2.0,
+        AudioFormat.MP3,
+        24_000,
+    )
+
+
+@pytest.mark.parametrize(
+    ("audio_format", "rate"),
+    [(AudioFormat.OGG_OPUS, 22_050), (AudioFormat.OGG_OPUS, 44_100), (None, 11_025)],
+)
+def test_a_rate_the_format_cannot_hold_is_a_422_on_sample_rate(audio_format, rate):
+    # None: the deployment's default format (flac here), which holds every offered rate but not 11025
+    fakes = Fakes()
+    with pytest.raises(exceptions.InvalidInput) as raised:
+        service.voice_for(service.VoiceRequest(format=audio_format, sample_rate=rate), settings=SERVING_THREE)
+    assert status_for(raised.value) == 422
+    [error] = raised.value.details["errors"]
+    assert (error["loc"], error["type"]) == (["body", "sample_rate"], "unsupported_sample_rate")
+    assert fakes.log == []
+
+
+def test_the_default_format_is_checked_against_the_asked_rate():
+    opus_by_default = SETTINGS.model_copy(update={"tts_format": AudioFormat.OGG_OPUS})
+    with pytest.raises(exceptions.InvalidInput):
+        service.voice_for(service.VoiceRequest(sample_rate=22_050), settings=opus_by_default)
+    assert (
+        service.voice_for(service.VoiceRequest(sample_rate=48_000), settings=opus_by_default).sample_rate
+        == 48_000
+    )
+
+
+@given(speed=st.floats(0.25, 4.0), audio_format=st.sampled_from(list(AudioFormat)))
+def test_the_dedupe_key_follows_the_voice_and_never_the_filename(speed, audio_format):
+    fakes = Fakes()
+    [a] = fakes.submit(["Hei"], batch=False, custom_filename="a")
+    [b] = fakes.submit(["Hei"], batch=False, custom_filename="b")
+    assert b.task.task_id == a.task.task_id  # the filename stays out of the key
+    other = service.voice_for(service.VoiceRequest(speed=speed, format=audio_format), settings=SETTINGS)
+    assert (dedupe_key("Hei", other) == a.task.dedupe_key) is (other == a.task.voice)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"speed": 0.2},
+        {"speed": 4.01},
+        {"speed": "fast"},
+        {"format": "aac"},
+        {"sample_rate": 11_025},
+        {"sample_rate": 16_000.5},
+        {"language": ""},
+    ],
+)
+def test_voice_fields_outside_their_ranges_are_refused_by_the_schema(fields):
+    with pytest.raises(ValidationError):
+        ConvertRequest.model_validate({"text": "Hei", **fields})
+    with pytest.raises(ValidationError):
+        ConvertMultipleRequest.model_validate({"texts": ["Hei"], **fields})
 
 
 # -- the error mapping ---------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.support import aws_client, events_on_queue, jobs_on_queue
-from tts_common.domain import TaskStatus, dedupe_key, normalize_text, text_key_for
+from tts_common.domain import TaskStatus, normalize_text, text_key_for
+from tts_common.voice import AudioFormat, VoiceSpec, dedupe_key
 
 TEXT = "Hyvää huomenta, maailma!"
 
@@ -33,9 +34,18 @@ def test_submit_creates_a_task_enqueues_its_job_and_announces_it(
     assert job.task_id == body["conversion_id"]
     assert job.text == TEXT  # normalized: trimmed
     assert job.text_key is None
-    assert job.dedupe_key == dedupe_key(TEXT, api_settings.synthesis_params)
-    assert job.language == "fi"
-    assert job.max_piece_chars == api_settings.tts_max_piece_chars  # keyed with it, spoken with it
+    # The voice is built once at submit from the deployment's defaults; it alone (with the text) is keyed.
+    assert job.voice == VoiceSpec(
+        language="fin",
+        model_id="facebook/mms-tts-fin",
+        speed=api_settings.tts_speed,
+        noise_scale=api_settings.tts_noise_scale,
+        noise_scale_duration=api_settings.tts_noise_scale_duration,
+        format=AudioFormat.WAV,
+        sample_rate=None,
+        max_piece_chars=api_settings.tts_max_piece_chars,
+    )
+    assert job.dedupe_key == dedupe_key(TEXT, job.voice)
     assert job.audio_key == f"audio/{body['conversion_id']}.wav"
     events = events_on_queue(resources)
     assert [(e.task_id, e.status) for e in events] == [(body["conversion_id"], TaskStatus.QUEUED)]
@@ -157,14 +167,16 @@ def test_an_unsupported_language_is_422_naming_the_served_ones(client, resources
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "unsupported_language"
-    assert error["details"] == {"language": "sv", "supported": ["fi"]}
+    assert error["details"] == {"language": "sv", "supported": ["fin"]}
     assert jobs_on_queue(resources) == []
 
 
-def test_the_served_language_may_be_named(client):
+@pytest.mark.parametrize("language", ["fin", "FIN", "fi", "Fi"])
+def test_the_served_language_may_be_named_in_any_of_its_forms(client, language):
     default = client.post("/api/v1/tts/convert", json={"text": TEXT}).json()
-    named = client.post("/api/v1/tts/convert", json={"text": TEXT, "language": "FI"}).json()
+    named = client.post("/api/v1/tts/convert", json={"text": TEXT, "language": language}).json()
     assert named["conversion_id"] == default["conversion_id"]
+    assert client.get(f"/api/v1/tts/{named['conversion_id']}").json()["language"] == "fin"
 
 
 def test_malformed_json_is_400(client):

@@ -1,9 +1,7 @@
-"""Domain rules: dedupe key, text validation, filename sanitizing, seeds and storage keys."""
+"""Domain rules: text validation, filename sanitizing, storage keys and download names."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import string
 
 import pytest
@@ -11,75 +9,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tts_common.domain import (
-    SynthesisParams,
     audio_key_for,
     content_disposition,
-    dedupe_key,
     download_filename,
-    normalize_text,
-    seed_for,
     validate_custom_filename,
     validate_text,
 )
 from tts_common.exceptions import InvalidInput
-
-PARAMS = SynthesisParams(model_id="facebook/mms-tts-fin", language="fi")
-
-
-@given(st.text(min_size=1), st.sampled_from([" ", "  ", "\t", "\n", " \u00a0 "]))
-def test_dedupe_key_ignores_whitespace_runs_and_edges(text: str, gap: str) -> None:
-    words = text.split()
-    assume(words)
-    a = normalize_text(" ".join(words))
-    b = normalize_text(gap + gap.join(words) + gap)
-    assert dedupe_key(a, PARAMS) == dedupe_key(b, PARAMS)
-
-
-def test_dedupe_key_is_nfc_normalized() -> None:
-    composed, decomposed = "Hyvää päivää", "Hyva\u0308a\u0308 pa\u0308iva\u0308a\u0308"
-    assert dedupe_key(normalize_text(composed), PARAMS) == dedupe_key(normalize_text(decomposed), PARAMS)
-
-
-@pytest.mark.parametrize(
-    "other",
-    [
-        SynthesisParams(model_id="facebook/mms-tts-eng", language="fi"),
-        SynthesisParams(model_id="facebook/mms-tts-fin", language="sv"),
-        SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", speaking_rate=1.2),
-        SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", noise_scale=0.5),
-        SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", noise_scale_duration=0.5),
-        SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", audio_format="flac"),
-        SynthesisParams(model_id="facebook/mms-tts-fin", language="fi", max_piece_chars=200),
-    ],
-)
-def test_everything_that_changes_the_audio_changes_the_key(other: SynthesisParams) -> None:
-    assert dedupe_key("hei", PARAMS) != dedupe_key("hei", other)
-
-
-def test_keys_made_before_the_piece_limit_was_keyed_stay_valid() -> None:
-    # The payload every key was hashed from before max_piece_chars existed (its default was 400 throughout).
-    legacy = json.dumps(
-        {
-            "text": "hei",
-            "model_id": PARAMS.model_id,
-            "language": PARAMS.language,
-            "speaking_rate": PARAMS.speaking_rate,
-            "noise_scale": PARAMS.noise_scale,
-            "noise_scale_duration": PARAMS.noise_scale_duration,
-            "audio_format": PARAMS.audio_format,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    assert PARAMS.max_piece_chars == 400
-    assert dedupe_key("hei", PARAMS) == hashlib.sha256(legacy.encode("utf-8")).hexdigest()
-
-
-@given(st.text(), st.text())
-def test_different_texts_have_different_keys(a: str, b: str) -> None:
-    assume(normalize_text(a) != normalize_text(b))
-    assert dedupe_key(normalize_text(a), PARAMS) != dedupe_key(normalize_text(b), PARAMS)
+from tts_common.voice import FORMATS, AudioFormat
 
 
 @given(
@@ -103,11 +40,33 @@ def test_path_like_filenames_are_refused(before: str, sep: str, after: str) -> N
 
 
 @given(st.text(alphabet=string.ascii_letters + string.digits + "-_ äöå", min_size=1, max_size=200))
-def test_plain_names_are_accepted_and_get_a_wav_extension(name: str) -> None:
+def test_plain_names_are_accepted_and_get_the_formats_extension(name: str) -> None:
     assume(name.strip() and ".." not in name)
     accepted = validate_custom_filename(name)
-    assert "/" not in download_filename(accepted, "t")
-    assert download_filename(accepted, "t").endswith(".wav")
+    for audio_format, facts in FORMATS.items():
+        assert "/" not in download_filename(accepted, "t", audio_format)
+        assert download_filename(accepted, "t", audio_format).endswith(f".{facts.extension}")
+
+
+@pytest.mark.parametrize(
+    ("custom", "audio_format", "expected"),
+    [
+        (None, AudioFormat.WAV, "tts-t1.wav"),
+        (None, AudioFormat.MP3, "tts-t1.mp3"),
+        (None, AudioFormat.OGG_OPUS, "tts-t1.opus"),
+        (None, AudioFormat.OGG_VORBIS, "tts-t1.ogg"),
+        (None, AudioFormat.PCM, "tts-t1.pcm"),
+        ("greeting", AudioFormat.FLAC, "greeting.flac"),
+        ("greeting.wav", AudioFormat.WAV, "greeting.wav"),
+        ("greeting.WAV", AudioFormat.WAV, "greeting.wav"),
+        ("greeting.wav", AudioFormat.MP3, "greeting.mp3"),
+        ("report.v2", AudioFormat.MP3, "report.v2.mp3"),
+    ],
+)
+def test_a_download_is_named_with_its_formats_extension(
+    custom: str | None, audio_format: AudioFormat, expected: str
+) -> None:
+    assert download_filename(custom, "t1", audio_format) == expected
 
 
 def test_filename_limits_and_control_characters() -> None:
@@ -127,12 +86,7 @@ def test_content_disposition_is_a_single_safe_header_line(name: str) -> None:
     assert header.isascii()
 
 
-def test_seeds_are_stable_and_differ_per_piece() -> None:
-    key = dedupe_key("hei", PARAMS)
-    assert seed_for(key) == seed_for(key)
-    assert seed_for(key, 0) != seed_for(key, 1)
-    assert 0 <= seed_for(key) < 2**63
-
-
-def test_audio_key_is_derived_from_the_task() -> None:
-    assert audio_key_for("abc") == audio_key_for("abc") == "audio/abc.wav"
+@pytest.mark.parametrize("audio_format", list(AudioFormat))
+def test_audio_key_is_derived_from_the_task_and_named_by_its_format(audio_format: AudioFormat) -> None:
+    key = audio_key_for("abc", audio_format)
+    assert key == audio_key_for("abc", audio_format) == f"audio/abc.{FORMATS[audio_format].extension}"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tts_common.domain import STATUS_RANK, TaskStatus
 from tts_common.lifecycle import LifecycleState, apply_event
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent, Progress
+from tts_common.voice import AudioFormat
 
 # Any instant will do: the fold orders events by their own times and never reads a clock.
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -19,7 +20,12 @@ TASK = "0" * 32
 
 def _audio(device: str) -> AudioInfo:
     return AudioInfo(
-        audio_key=f"audio/{TASK}.wav", file_size=3244, sampling_rate=16000, duration_s=0.1, device=device
+        audio_key=f"audio/{TASK}.wav",
+        file_size=3244,
+        format=AudioFormat.WAV,
+        sampling_rate=16000,
+        duration_s=0.1,
+        device=device,
     )
 
 

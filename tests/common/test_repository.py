@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tts_common.domain import SynthesisParams, TaskStatus, dedupe_key
+from tests.voices import make_voice
+from tts_common.domain import TaskStatus
 from tts_common.exceptions import InvalidPageToken, TaskNotFound
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
 from tts_common.task import Task
+from tts_common.voice import AudioFormat, dedupe_key
 
-KEY = dedupe_key("Hyvää huomenta", SynthesisParams(model_id="m", language="fi"))
+VOICE = make_voice(format="mp3", sample_rate=24_000, speed=1.25)
+KEY = dedupe_key("Hyvää huomenta", VOICE)
 
 
 def new_task(key: str = KEY, *, at: datetime | None = None) -> Task:
     return Task(
         task_id=uuid.uuid4().hex,
         dedupe_key=key,
-        language="fi",
-        model_id="m",
+        voice=VOICE,
         text_chars=14,
         submitted_at=at or datetime.now(UTC),
         text="Hyvää huomenta",
@@ -80,9 +83,10 @@ def test_events_update_the_record_and_the_counters(repository) -> None:
     task, _ = repository.create_or_get(new_task())
     t0 = datetime.now(UTC)
     audio = AudioInfo(
-        audio_key=f"audio/{task.task_id}.wav",
+        audio_key=f"audio/{task.task_id}.mp3",
         file_size=100,
-        sampling_rate=16000,
+        format=AudioFormat.MP3,
+        sampling_rate=24000,
         duration_s=1.5,
         device="cpu",
     )
@@ -106,10 +110,24 @@ def test_events_update_the_record_and_the_counters(repository) -> None:
     stored = repository.get(task.task_id)
     assert stored.lifecycle.audio == audio
     assert stored.lifecycle.started_at == t0
+    listed = repository.list_tasks(status=TaskStatus.DONE, limit=10, next_token=None).items
+    assert [t.lifecycle.audio for t in listed] == [audio]  # the format is in the index projection too
     stats = repository.stats()
     assert stats.counts[TaskStatus.DONE] == 1
     assert stats.counts[TaskStatus.QUEUED] == 0
     assert stats.average_processing_s == pytest.approx(2.0)
+
+
+def test_a_tasks_voice_is_kept_with_it_and_shown_in_lists(repository) -> None:
+    # Given: a task submitted in a voice other than the defaults
+    voice = make_voice(language="swh", model_id="facebook/mms-tts-swh", format="ogg_opus", sample_rate=48_000)
+    task, _ = repository.create_or_get(replace(new_task(dedupe_key("Habari", voice)), voice=voice))
+
+    # When / Then: the record and both list indexes give the same spec back
+    assert repository.get(task.task_id).voice == voice
+    for status in (None, TaskStatus.QUEUED):
+        [listed] = repository.list_tasks(status=status, limit=10, next_token=None).items
+        assert listed.voice == voice
 
 
 def test_an_event_for_an_unknown_task_is_dropped(repository) -> None:
@@ -214,7 +232,9 @@ def test_well_formed_but_forged_tokens_are_refused(repository, key: dict) -> Non
 
 def test_processing_time_stat_does_not_depend_on_event_order(resources, now: datetime) -> None:
     t0 = now
-    audio = AudioInfo(audio_key="a", file_size=1, sampling_rate=16000, duration_s=1.0, device="cpu")
+    audio = AudioInfo(
+        audio_key="a", file_size=1, format=AudioFormat.WAV, sampling_rate=16000, duration_s=1.0, device="cpu"
+    )
     averages = []
     for order in ([0, 1, 2], [1, 2, 0], [2, 0, 1]):
         repo = _repo_at(resources, now)

@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
+from tests.voices import make_voice
 from tts_common.adapters.aws import ClientTimeouts
-from tts_common.domain import SynthesisParams, dedupe_key
 from tts_common.exceptions import DependencyUnavailable
 from tts_common.task import Task
+from tts_common.voice import dedupe_key
 
 TEXT = "Vastaus katosi matkalla"
-KEY = dedupe_key(TEXT, SynthesisParams(model_id="m", language="fi"))
+VOICE = make_voice()
+KEY = dedupe_key(TEXT, VOICE)
 # Two attempts per call (the API's budget): the first send and one resend by botocore.
 TIMEOUTS = ClientTimeouts(connect_s=1.0, read_s=2.0, max_attempts=2)
 _TRANSACT = "before-send.dynamodb.TransactWriteItems"
@@ -29,8 +31,7 @@ def new_task() -> Task:
     return Task(
         task_id=uuid.uuid4().hex,
         dedupe_key=KEY,
-        language="fi",
-        model_id="m",
+        voice=VOICE,
         text_chars=len(TEXT),
         submitted_at=datetime.now(UTC),
         text=TEXT,

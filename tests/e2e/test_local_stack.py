@@ -39,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("stack") / "stack.log"
     env = {
         **os.environ,
-        "TTS_MODEL": "tiny-random",
+        "TTS_MODEL_OVERRIDES": "fin=tiny-random",
         "TTS_CACHE_DIR": str(tmp_path_factory.mktemp("models")),
         "API_PORT": str(api_port),
         "MOTO_PORT": str(moto_port),

@@ -21,8 +21,9 @@ SERVICE_ENV = {
     "AUDIO_BUCKET_NAME",
     "JOBS_QUEUE_URL",
     "EVENTS_TOPIC_ARN",
-    "TTS_MODEL",
-    "TTS_LANGUAGE",
+    "TTS_LANGUAGES",
+    "TTS_MODEL_TEMPLATE",
+    "TTS_MODEL_OVERRIDES",
     "TASK_TTL_DAYS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -39,7 +40,8 @@ def test_api_function_runs_the_mangum_handler_with_the_layer(lambda_app: Assembl
     assert props["Timeout"] < 29, "API Gateway gives up after 29 s"
     env = props["Environment"]["Variables"]
     assert SERVICE_ENV | {"MAX_TEXT_CHARS", "PRESIGN_EXPIRY_S", "SERVICE_VERSION"} <= set(env)
-    assert env["TTS_MODEL"] == lambda_app.config.tts_model
+    assert env["TTS_LANGUAGES"] == ",".join(lambda_app.config.served_languages.codes)
+    assert env["TTS_MODEL_TEMPLATE"] == lambda_app.config.model_template
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == lambda_app.config.metrics_namespace
     assert env["POWERTOOLS_LOG_LEVEL"] == lambda_app.config.log_level
     assert env["TASK_TTL_DAYS"] == str(lambda_app.config.retention_days)

@@ -83,8 +83,9 @@ def test_stale_tasks_are_not_failed_while_still_being_retried() -> None:
 @pytest.mark.parametrize(
     ("key", "settings", "field"),
     [
-        ("tts_model", ServiceSettings, "tts_model"),
-        ("tts_language", ServiceSettings, "tts_language"),
+        ("languages", ServiceSettings, "tts_languages"),
+        ("model_template", ServiceSettings, "tts_model_template"),
+        ("model_overrides", ServiceSettings, "tts_model_overrides"),
         ("retention_days", ServiceSettings, "task_ttl_days"),
         ("service_version", ApiSettings, "service_version"),
         ("max_text_chars", ApiSettings, "max_text_chars"),
@@ -112,7 +113,11 @@ def test_the_deployed_worker_batches_more_than_the_workers_own_default() -> None
 @pytest.mark.parametrize(
     ("context", "named_key", "variable"),
     [
-        ({"tts_language": "Finnish!"}, "tts_language", "TTS_LANGUAGE"),
+        ({"languages": "Finnish!"}, "languages", "TTS_LANGUAGES"),
+        ({"languages": "fin,xx"}, "languages", "TTS_LANGUAGES"),
+        ({"model_template": "facebook/mms-tts-fin"}, "model_template", "TTS_MODEL_TEMPLATE"),
+        ({"model_overrides": "fin"}, "model_overrides", "TTS_MODEL_OVERRIDES"),
+        ({"model_overrides": "eng=org/model"}, "model_overrides", "TTS_LANGUAGES"),
         ({"retention_days": "0"}, "retention_days", "TASK_TTL_DAYS"),
         ({"max_text_chars": "100001"}, "max_text_chars", "MAX_TEXT_CHARS"),
         ({"presign_expiry_s": "30"}, "presign_expiry_s", "PRESIGN_EXPIRY_S"),

@@ -156,7 +156,8 @@ def test_model_is_baked_in_and_the_hub_is_off_at_run_time(
     dockerfile: tuple[dict[str, str], dict[str, Stage]],
 ) -> None:
     global_args, stages = dockerfile
-    assert global_args["TTS_MODEL"] == DeploymentConfig().tts_model
+    served = DeploymentConfig().served_languages
+    assert global_args["TTS_MODEL"] == served.model_id(served.default)
     assert global_args["MODEL_DIR"] == constants.IMAGE_MODEL_DIR
     assert (WORKER_SRC / "tts_worker" / "prefetch.py").is_file()
     for target in (constants.LAMBDA_IMAGE_TARGET, constants.ECS_IMAGE_TARGET):
@@ -179,9 +180,16 @@ def test_torch_is_the_pinned_version_cpu_only_for_lambda(
         "optional-dependencies"
     ]["worker"]
     assert f"torch=={global_args['TORCH_VERSION']}" in [r.replace(" ", "") for r in worker_extra]
-    lambda_runs = " ".join(stages[constants.LAMBDA_IMAGE_TARGET].all("RUN"))
-    assert '--index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}"' in lambda_runs
-    assert "download.pytorch.org/whl/cpu" not in " ".join(stages[constants.ECS_IMAGE_TARGET].all("RUN"))
+    lambda_stage = stages[constants.LAMBDA_IMAGE_TARGET]
+    lambda_runs = " ".join(lambda_stage.all("RUN"))
+    # The torch source is a build argument (`make image-test` points it at a loopback index); a deploy
+    # keeps the default, the PyTorch CPU index. The stage redeclares it, or it would be empty there.
+    assert global_args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert "TORCH_INDEX_URL" in lambda_stage.all("ARG")
+    assert '--index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"' in lambda_runs
+    ecs_runs = " ".join(stages[constants.ECS_IMAGE_TARGET].all("RUN"))
+    assert "download.pytorch.org/whl/cpu" not in ecs_runs
+    assert "TORCH_INDEX_URL" not in ecs_runs
 
 
 def test_requirements_step_yields_the_worker_dependencies(

@@ -17,6 +17,7 @@ from tts_common.domain import TaskStatus
 from tts_common.jobs import job_for
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
 from tts_common.settings import TaskEventsSettings, load_settings
+from tts_common.voice import AudioFormat
 from tts_task_events import poller
 from tts_task_events.dead_letters import DEAD_LETTERED, fail_dead_lettered
 
@@ -35,7 +36,7 @@ def events(resources) -> list[LifecycleEvent]:
 
 
 def job_body(task) -> str:
-    return job_for(task, load_settings(TaskEventsSettings).synthesis_params).model_dump_json()
+    return job_for(task).model_dump_json()
 
 
 def test_a_dead_lettered_job_of_a_processing_task_fails_it_with_a_typed_reason(
@@ -65,7 +66,12 @@ def test_a_task_that_already_ended_is_left_alone(resources, repository, publishe
     # Given a task that ended (its own last attempt reported it)
     task = make_task(repository, at=datetime.now(UTC))
     audio = AudioInfo(
-        audio_key=f"audio/{task.task_id}.wav", file_size=44, sampling_rate=16000, duration_s=0, device="cpu"
+        audio_key=f"audio/{task.task_id}.wav",
+        file_size=44,
+        format=AudioFormat.WAV,
+        sampling_rate=16000,
+        duration_s=0,
+        device="cpu",
     )
     ending = LifecycleEvent(
         task_id=task.task_id,

@@ -9,19 +9,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.sqs_support import drain, sqs_event
-from tts_common.domain import SynthesisParams, TaskStatus, dedupe_key
+from tests.voices import make_voice
+from tts_common.domain import TaskStatus, audio_key_for
 from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
 from tts_common.task import Task
+from tts_common.voice import AudioFormat, VoiceSpec, dedupe_key
 
 
-def make_task(repository, *, at: datetime, text: str = "Hei maailma") -> Task:
-    key = dedupe_key(text, SynthesisParams(model_id="facebook/mms-tts-fin", language="fi"))
+def make_task(repository, *, at: datetime, text: str = "Hei maailma", voice: VoiceSpec | None = None) -> Task:
+    voice = voice or make_voice()
+    key = dedupe_key(text, voice)
     task, _ = repository.create_or_get(
         Task(
             task_id=uuid.uuid4().hex,
             dedupe_key=key,
-            language="fi",
-            model_id="facebook/mms-tts-fin",
+            voice=voice,
             text_chars=len(text),
             submitted_at=at,
             text=text,
@@ -49,7 +51,12 @@ def test_handler_applies_events_and_reports_only_bad_records(
     # Given a task and a batch with a good event, a malformed body and an event for an unknown task
     task = make_task(repository, at=datetime.now(UTC))
     audio = AudioInfo(
-        audio_key=f"audio/{task.task_id}.wav", file_size=44, sampling_rate=16000, duration_s=0.0, device="cpu"
+        audio_key=f"audio/{task.task_id}.wav",
+        file_size=44,
+        format=AudioFormat.WAV,
+        sampling_rate=16000,
+        duration_s=0.0,
+        device="cpu",
     )
     good = LifecycleEvent(task_id=task.task_id, status=TaskStatus.DONE, at=datetime.now(UTC), audio=audio)
     unknown = LifecycleEvent(task_id="e" * 32, status=TaskStatus.PROCESSING, at=datetime.now(UTC))
@@ -95,6 +102,43 @@ def test_sweeper_requeues_a_task_whose_submission_died(
     assert fresh.task_id not in report["requeued"]
 
 
+def test_the_sweeper_requeues_a_task_with_its_own_stored_spec_whatever_its_environment_says(
+    handler_module, resources, repository, lambda_context, monkeypatch
+) -> None:
+    # Given: a task submitted in Swahili as mp3 at 24 kHz and speed 1.5, whose job never reached the queue
+    monkeypatch.setenv("REQUEUE_AFTER_S", "120")
+    voice = make_voice(
+        language="swh",
+        model_id="facebook/mms-tts-swh",
+        speed=1.5,
+        noise_scale=0.5,
+        format="mp3",
+        sample_rate=24_000,
+        max_piece_chars=200,
+    )
+    stuck = make_task(repository, at=datetime.now(UTC) - timedelta(minutes=10), text="Habari", voice=voice)
+    # and a sweeper whose environment says another voice altogether
+    for name, value in {
+        "TTS_LANGUAGES": "fin,eng",
+        "TTS_MODEL_TEMPLATE": "elsewhere/tts-{language}",
+        "TTS_MODEL_OVERRIDES": "fin=/opt/models/fin",
+        "TTS_SPEED": "0.5",
+        "TTS_NOISE_SCALE": "0.1",
+        "TTS_FORMAT": "flac",
+        "TTS_MAX_PIECE_CHARS": "50",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    # When
+    assert handler_module.sweep_handler({}, lambda_context)["requeued"] == [stuck.task_id]
+
+    # Then: the job carries the task's voice, unchanged, and the audio key of its format
+    [job] = [SynthesisJob.model_validate_json(b) for b in drain(resources.jobs_queue_url)]
+    assert job.voice == voice
+    assert job.audio_key == audio_key_for(stuck.task_id, AudioFormat.MP3)
+    assert job.dedupe_key == stuck.dedupe_key == dedupe_key("Habari", voice)
+
+
 def test_sweeper_fails_tasks_gone_quiet_and_finishes_completed_ones(
     handler_module, resources, repository, lambda_context, monkeypatch
 ) -> None:
@@ -107,6 +151,7 @@ def test_sweeper_fails_tasks_gone_quiet_and_finishes_completed_ones(
     audio = AudioInfo(
         audio_key=f"audio/{completed.task_id}.wav",
         file_size=44,
+        format=AudioFormat.WAV,
         sampling_rate=16000,
         duration_s=0.0,
         device="cpu",
@@ -187,7 +232,7 @@ def test_a_lagging_consumer_never_makes_a_submitted_task_look_lost(resources, re
     [submission] = service.submit_texts(
         texts=["Jono on pitkä."],
         custom_filename=None,
-        language=None,
+        voice=service.VoiceRequest(),
         batch=False,
         settings=api,
         repository=repository,
@@ -205,7 +250,6 @@ def test_a_lagging_consumer_never_makes_a_submitted_task_look_lost(resources, re
         repository=repository,
         queue=job_queue_from(events),
         publisher=publisher_from(events),
-        params=events.synthesis_params,
         now=datetime.now(UTC),
         policy=policy_from(events),
     )

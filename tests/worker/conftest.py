@@ -74,7 +74,7 @@ def worker_aws_factory(
         )
         for key, value in resources.environment().items():
             monkeypatch.setenv(key, value)
-        monkeypatch.setenv("TTS_MODEL", TINY)
+        monkeypatch.setenv("TTS_MODEL_OVERRIDES", f"fin={TINY}")
         monkeypatch.setenv("TTS_DEVICE", "cpu")
         monkeypatch.setenv("TTS_NUM_THREADS", "1")
         monkeypatch.setenv("TTS_CACHE_DIR", str(model_cache_dir))

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from tts_common.domain import SynthesisParams, audio_key_for, dedupe_key, normalize_text, text_key_for
+from tests.voices import make_voice
+from tts_common.domain import audio_key_for, normalize_text, text_key_for
 from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
+from tts_common.voice import VoiceSpec, dedupe_key
 from tts_worker.core import CoreConfig, WorkerCore
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
 
@@ -23,6 +25,9 @@ TINY = "tiny-random"
 # -- jobs and events -----------------------------------------------------------------------------------------
 
 
+_VOICE_FIELDS = frozenset(VoiceSpec.model_fields)
+
+
 def make_job(
     text: str | None = "Hyvää huomenta. Tämä on testi.",
     *,
@@ -31,21 +36,19 @@ def make_job(
     model_id: str = TINY,
     **overrides: Any,
 ) -> SynthesisJob:
-    """A job as the API would build it: dedupe key from the normalized text and the parameters."""
-    params = SynthesisParams(
-        model_id=model_id, language="fi", max_piece_chars=overrides.get("max_piece_chars", 400)
-    )
+    """A job as the API would build it: dedupe key from the normalized text and the voice. Keyword
+    arguments that name a VoiceSpec field (speed, format, ...) go into the voice, others into the job."""
+    voice = make_voice(model_id=model_id, **{k: v for k, v in overrides.items() if k in _VOICE_FIELDS})
     fields: dict[str, Any] = {
         "task_id": task_id,
-        "dedupe_key": dedupe_key(normalize_text(text or task_id), params),
-        "language": "fi",
-        "model_id": model_id,
+        "dedupe_key": dedupe_key(normalize_text(text or task_id), voice),
+        "voice": voice,
         "text": text if text_key is None else None,
         "text_key": text_key,
-        "audio_key": audio_key_for(task_id),
+        "audio_key": audio_key_for(task_id, voice.format),
         "submitted_at": datetime(2026, 11, 27, 12, 0, tzinfo=UTC),
     }
-    fields.update(overrides)
+    fields.update({k: v for k, v in overrides.items() if k not in _VOICE_FIELDS})
     return SynthesisJob(**fields)
 
 
@@ -79,7 +82,7 @@ class FakeSynthesizer(Synthesizer):
     def sampling_rate(self) -> int:
         return SAMPLING_RATE
 
-    def is_speakable(self, text: str) -> bool:
+    def is_speakable(self, text: str, model_id: str = "") -> bool:
         return any(ch.isalpha() for ch in text)
 
     def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:
@@ -143,8 +146,11 @@ class CountingSynthesizer(Synthesizer):
     def pads_batches(self) -> bool:
         return self.inner.pads_batches
 
-    def is_speakable(self, text: str) -> bool:
-        return self.inner.is_speakable(text)
+    def sampling_rate_for(self, model_id: str) -> int:
+        return self.inner.sampling_rate_for(model_id)
+
+    def is_speakable(self, text: str, model_id: str = "") -> bool:
+        return self.inner.is_speakable(text, model_id)
 
     def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:
         self.calls += len(items)
@@ -251,8 +257,7 @@ class WorkerAws:
                 Task(
                     task_id=job.task_id,
                     dedupe_key=job.dedupe_key,
-                    language=job.language,
-                    model_id=job.model_id,
+                    voice=job.voice,
                     text_chars=len(job.text or ""),
                     submitted_at=datetime.now(UTC),
                     text=job.text,
@@ -280,6 +285,13 @@ class WorkerAws:
 
 def raw_json(**fields: Any) -> str:
     return json.dumps(fields)
+
+
+def with_raw_voice(body: str, **voice: Any) -> str:
+    """A job body whose voice says what no VoiceSpec would accept (a forged or corrupt message)."""
+    raw = json.loads(body)
+    raw["voice"].update(voice)
+    return json.dumps(raw)
 
 
 def make_core(

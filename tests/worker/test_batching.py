@@ -60,3 +60,31 @@ def test_the_padded_size_bound_splits_groups_of_long_pieces() -> None:
 def test_nonsense_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         plan_groups([], max_items=0, max_padded_chars=1, by_length=False)
+
+
+@given(
+    models=st.lists(st.sampled_from(["m-fin", "m-eng", "m-swh"]), max_size=60),
+    max_items=st.integers(1, 20),
+    by_length=st.booleans(),
+)
+def test_a_group_never_mixes_models_and_each_model_comes_in_one_run(
+    models: list[str], max_items: int, by_length: bool
+) -> None:
+    # Given: pieces of jobs in three languages, interleaved
+    pieces = [
+        Piece(job=i, position=0, item=SynthesisItem(text="a" * (1 + i % 7), seed=i, model_id=m))
+        for i, m in enumerate(models)
+    ]
+
+    # When
+    groups = plan_groups(pieces, max_items=max_items, max_padded_chars=10_000, by_length=by_length)
+
+    # Then: one model per group, models in the order they first appear, each model's groups adjacent
+    assert all(len({p.model_id for p in group}) == 1 for group in groups)
+    runs = [group[0].model_id for group in groups]
+    collapsed = [m for i, m in enumerate(runs) if i == 0 or runs[i - 1] != m]
+    assert collapsed == list(dict.fromkeys(models))
+    if not by_length:
+        for model in set(models):
+            mine = [p.job for g in groups for p in g if p.model_id == model]
+            assert mine == sorted(mine)  # text order within a model

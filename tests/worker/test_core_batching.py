@@ -17,6 +17,7 @@ from tests.worker.support import (
 )
 from tts_common.domain import TaskStatus, audio_key_for
 from tts_common.exceptions import SynthesisFailed
+from tts_common.voice import AudioFormat
 from tts_worker.failures import Disposition
 from tts_worker.ports import QueueMessage
 from tts_worker.text_split import split_text
@@ -39,7 +40,7 @@ def audio_alone(texts: dict[str, str]) -> dict[str, bytes]:
     for task_id, text in texts.items():
         store = MemoryStore()
         make_core(FakeSynthesizer(), store, MemoryEvents()).process_batch(batch_of({task_id: text}))
-        found[task_id] = store.audio[audio_key_for(task_id)][1]
+        found[task_id] = store.audio[audio_key_for(task_id, AudioFormat.WAV)][1]
     return found
 
 
@@ -57,7 +58,7 @@ def test_pieces_of_all_jobs_are_grouped_by_length_one_call_per_group() -> None:
     assert [len(c) for c in synthesizer.calls] == [4, 4, 4, 1]
     lengths = [len(i.text) for c in synthesizer.calls for i in c]
     assert lengths == sorted(lengths)
-    assert sorted(store.audio) == sorted(audio_key_for(t) for t in TEXTS)
+    assert sorted(store.audio) == sorted(audio_key_for(t, AudioFormat.WAV) for t in TEXTS)
 
 
 def test_each_job_is_split_at_its_own_max_piece_chars() -> None:
@@ -86,7 +87,7 @@ def test_batching_does_not_change_any_jobs_audio(io_workers: int) -> None:
 
     core.process_batch(batch_of(TEXTS))
 
-    assert {t: store.audio[audio_key_for(t)][1] for t in TEXTS} == audio_alone(TEXTS)
+    assert {t: store.audio[audio_key_for(t, AudioFormat.WAV)][1] for t in TEXTS} == audio_alone(TEXTS)
 
 
 def test_the_padded_size_bound_limits_each_call() -> None:
@@ -117,9 +118,9 @@ def test_a_bad_piece_fails_only_its_own_job_in_a_shared_group() -> None:
     }
     assert len(synthesizer.calls[0]) == 13
     assert all(len(c) == 1 for c in synthesizer.calls[1:])
-    assert audio_key_for("two") not in store.audio
+    assert audio_key_for("two", AudioFormat.WAV) not in store.audio
     others = {t: x for t, x in TEXTS.items() if t != "two"}
-    assert {t: store.audio[audio_key_for(t)][1] for t in others} == audio_alone(others)
+    assert {t: store.audio[audio_key_for(t, AudioFormat.WAV)][1] for t in others} == audio_alone(others)
     assert statuses(events.events, "two") == ["processing"]
 
 
@@ -179,7 +180,7 @@ def test_a_100k_character_text_is_split_streamed_and_written_in_one_file() -> No
     # Then: one piece per sentence, one WAV; memory peaks near the size of that WAV
     assert outcome.disposition is Disposition.SUCCEEDED
     assert len(synthesizer.items) == text.count(". ") + 1
-    info, body = store.audio[audio_key_for("big")]
+    info, body = store.audio[audio_key_for("big", AudioFormat.WAV)]
     assert info.file_size == len(body)
     # (joining float32 pieces, as the seed did, peaks above 5x the WAV)
     assert peak < 1.5 * len(body) + 2_000_000
@@ -206,4 +207,24 @@ def test_a_progress_event_that_cannot_be_published_fails_only_its_job() -> None:
     # Then
     assert outcomes["long"] is Disposition.RETRY
     assert {t for t, d in outcomes.items() if d is Disposition.SUCCEEDED} == {"short", "two", "mid"}
-    assert audio_key_for("long") not in store.audio
+    assert audio_key_for("long", AudioFormat.WAV) not in store.audio
+
+
+def test_jobs_in_alternating_languages_are_synthesized_one_model_per_call() -> None:
+    # Given: four jobs, alternating between two models, on a synthesizer that takes many items per call
+    synthesizer = BatchingFakeSynthesizer()
+    store = MemoryStore()
+    core = make_core(synthesizer, store, MemoryEvents(), max_batch=16)
+    jobs = {"a": "m-fin", "b": "m-eng", "c": "m-fin", "d": "m-eng"}
+    messages = [
+        QueueMessage(message_id=f"m-{t}", body=job_body(f"Lause {t}. Toinen.", task_id=t, model_id=m))
+        for t, m in jobs.items()
+    ]
+
+    # When
+    outcomes = core.process_batch(messages)
+
+    # Then: one call per model, the first-seen model first, and every job's audio written
+    assert all(o.disposition is Disposition.SUCCEEDED for o in outcomes)
+    assert [{i.model_id for i in call} for call in synthesizer.calls] == [{"m-fin"}, {"m-eng"}]
+    assert sorted(store.audio) == sorted(audio_key_for(t, AudioFormat.WAV) for t in jobs)

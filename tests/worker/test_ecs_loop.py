@@ -14,6 +14,7 @@ import pytest
 from tests.worker.support import CountingSynthesizer, FakeSynthesizer, WorkerAws, job_body, raw_json, statuses
 from tts_common.domain import TaskStatus, audio_key_for, text_key_for
 from tts_common.settings import WorkerSettings
+from tts_common.voice import AudioFormat
 from tts_common.wiring import job_queue_from
 from tts_worker import ecs_loop
 from tts_worker.ecs_loop import run_loop
@@ -53,7 +54,7 @@ def test_the_loop_deletes_what_it_settled_and_leaves_the_rest_to_the_dlq(
     assert statuses(events, "broken") == ["failed"]
     [lost] = [e for e in events if e.task_id == "lost"]
     assert (lost.status, lost.attempt) == (TaskStatus.FAILED, 3)
-    assert aws.audio_keys() == [audio_key_for("good")]
+    assert aws.audio_keys() == [audio_key_for("good", AudioFormat.WAV)]
 
 
 def test_a_stop_request_finishes_the_batch_in_hand_then_exits(worker_aws: WorkerAws) -> None:
@@ -168,5 +169,5 @@ def test_main_serves_jobs_until_sigterm(
     assert worker_aws.count(worker_aws.resources.jobs_queue_url) == 0
     logged = capsys.readouterr().out
     assert '"message":"worker started"' in logged
-    assert '"tts_model":"tiny-random"' in logged
+    assert '"default_model":"tiny-random"' in logged
     assert '"device":"cpu"' in logged

@@ -223,3 +223,25 @@ def test_prefetch_puts_the_export_where_the_worker_looks_first(tmp_path: Path) -
 def test_prefetch_can_skip_the_export(tmp_path: Path) -> None:
     assert prefetch.main(["--model", "tiny-random", "--no-onnx-decoder", str(tmp_path / "model")]) == 0
     assert onnx_files(tmp_path / "model") == []
+
+
+def test_the_exports_of_several_models_share_a_cache_without_clashing(
+    model_cache_dir: Path, tmp_path: Path
+) -> None:
+    from tts_worker.synthesizer.random_models import ensure_generated
+
+    # Given two languages' models without exports of their own, one worker's cache
+    loaded = [
+        VitsSynthesizer.load(
+            ensure_generated(name, model_cache_dir),
+            device="cpu",
+            decoder_runtime="onnxruntime",
+            cache_dir=tmp_path,
+        )
+        for name in ("tiny-random-fin", "tiny-random-eng")
+    ]
+
+    # Then each decoder has its own export, named by its weights
+    paths = {getattr(s.cpu_decoder, "path", None) for s in loaded}
+    assert len(paths) == 2
+    assert len(onnx_files(tmp_path)) == 2

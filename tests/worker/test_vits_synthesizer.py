@@ -104,7 +104,7 @@ def test_an_added_token_outside_the_embedding_is_spoken_as_a_blank(tiny_synthesi
     assert tiny_synthesizer.synthesize([SynthesisItem(text="kissa <unk> <pad>", seed=1)])[0].duration_s > 0
 
 
-def test_an_unknown_hub_id_offline_fails_with_a_message_naming_tts_model(
+def test_an_unknown_hub_id_offline_fails_with_a_message_naming_the_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import huggingface_hub.constants
@@ -120,14 +120,14 @@ def test_an_unknown_hub_id_offline_fails_with_a_message_naming_tts_model(
     # When / Then
     with pytest.raises(ModelLoadError) as raised:
         load_synthesizer("no-such-org/mms-tts-xyz", device="cpu")
-    assert "TTS_MODEL='no-such-org/mms-tts-xyz'" in raised.value.message
+    assert "model 'no-such-org/mms-tts-xyz'" in raised.value.message
     assert "Traceback" not in raised.value.message
 
 
 def test_a_missing_local_directory_fails_with_model_load_error(tmp_path: Path) -> None:
     from tts_worker.synthesizer.loader import load_synthesizer
 
-    with pytest.raises(ModelLoadError, match="TTS_MODEL"):
+    with pytest.raises(ModelLoadError, match="nothing-here"):
         load_synthesizer(str(tmp_path / "nothing-here"), device="cpu")
 
 
@@ -159,3 +159,35 @@ def test_the_full_mms_architecture_has_36m_parameters() -> None:
     with torch.device("meta"):  # shapes only: no memory, no init time
         model = VitsModel(mms_config(len(VOCABULARY)))
     assert 36_000_000 < sum(p.numel() for p in model.parameters()) < 37_000_000
+
+
+def test_each_language_has_its_own_generated_model(model_cache_dir: Path, tiny_model_dir: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from tts_worker.synthesizer.random_models import (
+        GENERATION_SEED,
+        ensure_generated,
+        generation_seed,
+        is_generated,
+    )
+
+    # tiny-random keeps its fixed seed (tests and benchmarks compare against it); a language has its own
+    assert generation_seed(None) == GENERATION_SEED
+    assert len({generation_seed(None), generation_seed("fin"), generation_seed("eng")}) == 3
+    assert generation_seed("fin") == generation_seed("fin")
+    assert tiny_model_dir.name == "tiny-random-v1"
+    assert all(is_generated(n) for n in ("tiny-random", "mms-random", "tiny-random-fin", "mms-random-swh"))
+    assert not any(is_generated(n) for n in ("tiny-random-", "tiny-random-fi", "tiny-random-fin\n", "x"))
+    # and the weights differ, so a job spoken by the wrong language's model shows in its audio
+    fin = load_file(str(ensure_generated("tiny-random-fin", model_cache_dir) / "model.safetensors"))
+    eng = load_file(str(ensure_generated("tiny-random-eng", model_cache_dir) / "model.safetensors"))
+    assert fin.keys() == eng.keys()
+    assert not all(np.array_equal(fin[k], eng[k]) for k in fin)
+
+
+def test_a_single_model_synthesizer_ignores_the_model_id(tiny_synthesizer: Synthesizer) -> None:
+    assert tiny_synthesizer.is_speakable("kissa", "some/other-model")
+    assert tiny_synthesizer.sampling_rate_for("some/other-model") == tiny_synthesizer.sampling_rate
+    tagged = tiny_synthesizer.synthesize([SynthesisItem(text="Kissa.", seed=3, model_id="x")])[0]
+    plain = tiny_synthesizer.synthesize([SynthesisItem(text="Kissa.", seed=3)])[0]
+    assert np.array_equal(tagged.waveform, plain.waveform)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-from tts_worker.audio import encode_wav, join_pieces, to_pcm16
+from tts_common.voice import AudioFormat
+from tts_worker.audio import AudioAssembler, WavAssembler, encode_wav, join_pieces, to_pcm16
 
 
 def test_encodes_a_16_bit_mono_wav_that_decodes_back() -> None:
@@ -58,3 +60,27 @@ def test_pieces_are_joined_with_silence_between_them() -> None:
 def test_an_empty_waveform_still_makes_a_valid_file() -> None:
     body = encode_wav(join_pieces([], sampling_rate=16_000), sampling_rate=16_000)
     assert sf.info(io.BytesIO(body)).frames == 0
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 1, 0]])
+def test_a_wav_at_the_native_rate_is_the_same_bytes_as_the_joined_pieces(order: list[int]) -> None:
+    # Given: pieces of several lengths, one out of range (clipped, not wrapped), one empty
+    rng = np.random.default_rng(7)
+    pieces = [rng.uniform(-1, 1, n).astype(np.float32) for n in (3000, 0, 12_345, 800)]
+    pieces[2] *= 3
+    expected = encode_wav(join_pieces(pieces, sampling_rate=16_000, pause_s=0.2), sampling_rate=16_000)
+
+    # When: the new assembler with the output rate left at the native one, and the old name for it
+    audio = AudioAssembler(
+        total=4, native_rate=16_000, audio_format=AudioFormat.WAV, output_rate=16_000, pause_s=0.2
+    )
+    wav = WavAssembler(total=4, sampling_rate=16_000, pause_s=0.2)
+    for position in order:
+        audio.add(position, pieces[position])
+        wav.add(position, pieces[position])
+
+    # Then
+    assert audio.finish() == expected
+    assert wav.finish() == expected
+    assert audio.duration_s == wav.duration_s == (16_145 + 3 * 3200) / 16_000
+    assert (wav.content_type, wav.extension) == ("audio/wav", "wav")

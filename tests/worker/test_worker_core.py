@@ -20,10 +20,12 @@ from tests.worker.support import (
     make_job,
     raw_json,
     statuses,
+    with_raw_voice,
 )
-from tts_common.domain import TaskStatus, audio_key_for, seed_for, text_key_for
+from tts_common.domain import TaskStatus, audio_key_for, normalize_text, text_key_for
 from tts_common.exceptions import SynthesisFailed
 from tts_common.messages import AudioInfo
+from tts_common.voice import AudioFormat, seed_for, waveform_key
 from tts_worker.core import MessageOutcome, WorkerCore
 from tts_worker.failures import Disposition
 from tts_worker.job_input import parse_job, recover_task_id
@@ -51,7 +53,7 @@ def test_a_job_writes_its_wav_and_reports_processing_completed_done(
 
     # Then
     assert (outcome.disposition, outcome.settled, outcome.task_id) == (Disposition.SUCCEEDED, True, "t1")
-    info, body = store.audio[audio_key_for("t1")]
+    info, body = store.audio[audio_key_for("t1", AudioFormat.WAV)]
     assert info.file_size == len(body)
     assert (info.sampling_rate, info.device) == (SAMPLING_RATE, "cpu")
     decoded = sf.info(io.BytesIO(body))
@@ -67,7 +69,7 @@ def test_a_job_writes_its_wav_and_reports_processing_completed_done(
     assert metrics.total("SynthesisSeconds") >= 0
 
 
-def test_each_piece_is_seeded_from_the_dedupe_key_and_its_place(
+def test_each_piece_is_seeded_from_the_waveform_key_and_its_place(
     fake_synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents
 ) -> None:
     # Given: three sentences, one of them nothing but digits (unspeakable, skipped)
@@ -79,11 +81,9 @@ def test_each_piece_is_seeded_from_the_dedupe_key_and_its_place(
 
     # Then
     assert [i.text for i in fake_synthesizer.items] == ["Ensimmäinen lause.", "Kolmas lause on tässä."]
-    assert [i.seed for i in fake_synthesizer.items] == [
-        seed_for(job.dedupe_key, 0),
-        seed_for(job.dedupe_key, 2),
-    ]
-    info, _ = store.audio[audio_key_for("t1")]
+    key = waveform_key(normalize_text(job.text or ""), job.voice)
+    assert [i.seed for i in fake_synthesizer.items] == [seed_for(key, 0), seed_for(key, 2)]
+    info, _ = store.audio[audio_key_for("t1", AudioFormat.WAV)]
     speech = sum(round(len(i.text) * 0.07 * SAMPLING_RATE) for i in fake_synthesizer.items)
     assert info.duration_s == pytest.approx((speech + 0.2 * SAMPLING_RATE) / SAMPLING_RATE)
     progress = [
@@ -100,21 +100,22 @@ def test_each_piece_is_seeded_from_the_dedupe_key_and_its_place(
 def test_the_same_job_gives_the_same_bytes(store: MemoryStore, events: MemoryEvents) -> None:
     body = job_body("Sama teksti, sama ääni.", task_id="t1")
     process_one(make_core(FakeSynthesizer(), store, events), message(body))
-    first = store.audio.pop(audio_key_for("t1"))[1]
+    first = store.audio.pop(audio_key_for("t1", AudioFormat.WAV))[1]
 
     process_one(make_core(FakeSynthesizer(), store, events), message(body))
 
-    assert store.audio[audio_key_for("t1")][1] == first
+    assert store.audio[audio_key_for("t1", AudioFormat.WAV)][1] == first
 
 
 def test_voice_parameters_travel_to_the_synthesizer(
     fake_synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents
 ) -> None:
-    body = job_body("Nopeasti.", speaking_rate=1.5, noise_scale=0.3, noise_scale_duration=0.4)
+    body = job_body("Nopeasti.", model_id="m-eng", speed=1.5, noise_scale=0.3, noise_scale_duration=0.4)
     process_one(make_core(fake_synthesizer, store, events), message(body))
 
     [item] = fake_synthesizer.items
     assert (item.speaking_rate, item.noise_scale, item.noise_scale_duration) == (1.5, 0.3, 0.4)
+    assert item.model_id == "m-eng"
 
 
 def test_progress_of_a_long_job_is_reported_at_most_every_interval(
@@ -158,7 +159,12 @@ def test_a_redelivered_finished_job_republishes_and_does_no_work(
 ) -> None:
     # Given: the audio was written by an earlier delivery
     existing = AudioInfo(
-        audio_key=audio_key_for("t1"), file_size=44, sampling_rate=16_000, duration_s=1.5, device="cuda"
+        audio_key=audio_key_for("t1", AudioFormat.WAV),
+        file_size=44,
+        format=AudioFormat.WAV,
+        sampling_rate=16_000,
+        duration_s=1.5,
+        device="cuda",
     )
     store.audio[existing.audio_key] = (existing, b"")
 
@@ -196,10 +202,22 @@ def test_text_with_nothing_to_speak_fails_now(
         raw_json(task_id="t1", text="hei"),
         raw_json(task_id="t1", foo=1),
         job_body(task_id="t1", audio_key="audio/somebody-else.wav"),
-        job_body(task_id="t1", speaking_rate=0.0),
-        job_body(task_id="t1", noise_scale=-1.0),
+        job_body(task_id="t1", format="mp3", audio_key="audio/t1.wav"),
+        with_raw_voice(job_body(task_id="t1"), speed=0.0),
+        with_raw_voice(job_body(task_id="t1"), noise_scale=-1.0),
+        with_raw_voice(job_body(task_id="t1", format="ogg_opus"), sample_rate=22050),
+        with_raw_voice(job_body(task_id="t1"), pitch=2),
     ],
-    ids=["missing-fields", "garbage-fields", "foreign-audio-key", "zero-rate", "negative-noise"],
+    ids=[
+        "missing-fields",
+        "garbage-fields",
+        "foreign-audio-key",
+        "key-of-another-format",
+        "zero-speed",
+        "negative-noise",
+        "rate-the-format-cannot-hold",
+        "unknown-voice-field",
+    ],
 )
 def test_a_malformed_job_with_a_task_id_fails_that_task(
     body: str, fake_synthesizer: FakeSynthesizer, store: MemoryStore, events: MemoryEvents
@@ -288,7 +306,7 @@ def test_one_bad_job_never_fails_its_neighbours(store: MemoryStore, events: Memo
         ("m-d", Disposition.FAILED),
         ("m-e", Disposition.SUCCEEDED),
     ]
-    assert sorted(store.audio) == [audio_key_for("a"), audio_key_for("e")]
+    assert sorted(store.audio) == [audio_key_for("a", AudioFormat.WAV), audio_key_for("e", AudioFormat.WAV)]
 
 
 def test_parse_job_accepts_what_the_api_sends() -> None:
@@ -317,3 +335,43 @@ def test_a_job_whose_task_does_not_exist_is_deleted_without_work_or_report(
     assert fake_synthesizer.items == []
     assert store.puts == 0
     assert events.events == []
+
+
+@pytest.mark.parametrize(
+    ("audio_format", "sample_rate", "subtype"),
+    [("flac", 24_000, "PCM_16"), ("ogg_vorbis", None, "VORBIS"), ("wav", 8_000, "PCM_16")],
+)
+def test_the_audio_follows_the_voices_format_and_rate(
+    audio_format: str, sample_rate: int | None, subtype: str, store: MemoryStore, events: MemoryEvents
+) -> None:
+    # Given
+    body = job_body("Hyvää huomenta.", task_id="t1", format=audio_format, sample_rate=sample_rate)
+
+    # When
+    outcome = process_one(make_core(FakeSynthesizer(), store, events), message(body))
+
+    # Then: the key, the facts and the file all say the asked format and rate (else the native one)
+    assert outcome.disposition is Disposition.SUCCEEDED
+    info, audio = store.audio[audio_key_for("t1", AudioFormat(audio_format))]
+    rate = sample_rate or SAMPLING_RATE
+    assert (info.format, info.sampling_rate) == (AudioFormat(audio_format), rate)
+    decoded = sf.info(io.BytesIO(audio))
+    assert (decoded.samplerate, decoded.subtype) == (rate, subtype)
+    assert events.events[-1].audio == info
+
+
+def test_the_same_text_in_two_formats_is_spoken_with_the_same_seeds(store: MemoryStore) -> None:
+    # Given: one text as wav at the native rate and as flac at 48 kHz
+    text = "Ensimmäinen lause. Toinen lause."
+    spoken = {}
+    for audio_format, rate in (("wav", None), ("flac", 48_000)):
+        synthesizer = FakeSynthesizer()
+        body = job_body(text, task_id=f"t-{audio_format}", format=audio_format, sample_rate=rate)
+
+        # When
+        process_one(make_core(synthesizer, store, MemoryEvents()), message(body))
+        spoken[audio_format] = [(i.text, i.seed) for i in synthesizer.items]
+
+    # Then
+    assert spoken["wav"] == spoken["flac"]
+    assert len(spoken["wav"]) == 2

@@ -13,6 +13,7 @@ from tests.sqs_support import sqs_event
 from tests.worker.support import CountingSynthesizer, WorkerAws, job_body, raw_json, statuses
 from tts_common.domain import TaskStatus, audio_key_for, text_key_for
 from tts_common.settings import WorkerSettings, cached_settings
+from tts_common.voice import AudioFormat
 from tts_worker import lambda_handler
 from tts_worker.runtime import build_core
 from tts_worker.synthesizer.base import Synthesizer
@@ -78,8 +79,8 @@ def test_a_mixed_batch_reports_only_the_retryable_record_and_publishes_each_outc
     assert codes == {"broken": "malformed_job", "empty": "empty_tokenization"}
 
     # And the audio is a 16 kHz 16-bit WAV whose facts match the done event
-    assert worker_aws.audio_keys() == [audio_key_for("good")]
-    body = worker_aws.audio_bytes(audio_key_for("good"))
+    assert worker_aws.audio_keys() == [audio_key_for("good", AudioFormat.WAV)]
+    body = worker_aws.audio_bytes(audio_key_for("good", AudioFormat.WAV))
     info = sf.info(io.BytesIO(body))
     assert (info.samplerate, info.subtype, info.channels) == (16_000, "PCM_16", 1)
     [done] = [e for e in events if e.task_id == "good" and e.status is TaskStatus.DONE]
@@ -94,7 +95,7 @@ def test_a_redelivered_finished_job_does_no_synthesis(
     # Given: the job ran once
     [body] = worker_aws.known([job_body("Kissa istui ikkunalaudalla.", task_id="again")])
     assert failed_ids(invoke(sqs_event([body]), lambda_context)) == []
-    first_audio = worker_aws.audio_bytes(audio_key_for("again"))
+    first_audio = worker_aws.audio_bytes(audio_key_for("again", AudioFormat.WAV))
     first_events = worker_aws.read_events()
     calls_after_first = counting_core.calls
 
@@ -104,7 +105,7 @@ def test_a_redelivered_finished_job_does_no_synthesis(
     # Then
     assert failed_ids(response) == []
     assert counting_core.calls == calls_after_first
-    assert worker_aws.audio_bytes(audio_key_for("again")) == first_audio
+    assert worker_aws.audio_bytes(audio_key_for("again", AudioFormat.WAV)) == first_audio
     republished = worker_aws.read_events()
     assert statuses(republished, "again") == ["completed", "done"]
     assert {e.audio for e in republished} == {e.audio for e in first_events if e.audio is not None}

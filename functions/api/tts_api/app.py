@@ -16,8 +16,7 @@ from tts_api.errors import (
     payload_too_large,
     strip_default_validation_responses,
 )
-from tts_api.routes import health, tts
-from tts_api.service import served_languages
+from tts_api.routes import health, tts, voices
 from tts_common import __version__
 from tts_common.exceptions import ConfigurationError
 from tts_common.settings import ApiSettings, cached_settings
@@ -99,7 +98,8 @@ def create_app(*, settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="Serverless TTS API",
         version=__version__,
-        description="Asynchronous text-to-speech: submit text, poll the conversion, download the WAV. "
+        description="Asynchronous text-to-speech: submit text in a voice (language, speed, format, sample "
+        "rate: `GET /api/v1/voices`), poll the conversion, download the audio. "
         'Every error is `{"error": {"code", "message", "details"?}}`.',
         lifespan=_lifespan,
     )
@@ -109,6 +109,7 @@ def create_app(*, settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(_CorsFromSettings)  # outermost: a 413 carries CORS headers too
     app.include_router(health.router)
     app.include_router(tts.router)
+    app.include_router(voices.router)
     strip_default_validation_responses(app)
     _document_served_languages(app)
     return app
@@ -126,11 +127,14 @@ def _document_served_languages(app: FastAPI) -> None:
             settings: ApiSettings = app.state.settings or cached_settings(ApiSettings)
         except ConfigurationError:
             return schema  # no deployment to describe (a schema export without settings): left generic
-        served = served_languages(settings)
+        served = settings.languages
+        named = ", ".join(f"{v.code} ({v.name})" for v in served.voices())
         for name in ("ConvertRequest", "ConvertMultipleRequest"):
             language = schema["components"]["schemas"][name]["properties"]["language"]
-            language["description"] = f"{language.get('description', '')} Served here: {', '.join(served)}."
-            language["examples"] = served
+            language["description"] = (
+                f"{language.get('description', '')} Served here: {named}; default {served.default}."
+            )
+            language["examples"] = list(served.codes)
         app.openapi_schema = schema
         return schema
 

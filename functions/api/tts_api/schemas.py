@@ -1,8 +1,8 @@
 """Request and response bodies of the HTTP API, kept apart from the domain types and converted explicitly.
 
-The schema checks what holds for every deployment (types, hard size caps, filename shape). Limits that depend
-on settings (MAX_TEXT_CHARS, MAX_BATCH_TEXTS, the served languages) are checked in `service`, which raises the
-same 422 body.
+The schema checks what holds for every deployment (types, hard size caps, filename shape, the voice's
+bounds). Limits that depend on settings (MAX_TEXT_CHARS, MAX_BATCH_TEXTS, the served languages, a format and
+rate pair once the default format is known) are checked in `service`, which raises the same 422 body.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tts_common.domain import MAX_FILENAME_CHARS, TaskStatus, validate_custom_filename
 from tts_common.exceptions import InvalidInput
+from tts_common.languages import ServedLanguages
 from tts_common.task import Task, TaskStats
+from tts_common.voice import FORMATS, SAMPLE_RATES, SPEED_MAX, SPEED_MIN, AudioFormat, rates_for
 
 # A hard cap on the raw text before normalization (settings cap the normalized length at 100 000 at most);
 # it keeps a request from making the API normalize megabytes.
@@ -38,8 +40,8 @@ CustomFilename = Annotated[
     Field(
         min_length=1,
         max_length=MAX_FILENAME_CHARS,
-        description="A plain file name: no '/', backslash, '..' or control characters; '.wav' is added "
-        "if missing.",
+        description="A plain file name: no '/', backslash, '..' or control characters. The download gets "
+        "the format's extension (an audio extension of another format is replaced).",
         examples=["greeting.wav"],
     ),
     AfterValidator(_plain_filename),
@@ -58,9 +60,47 @@ Language = Annotated[
     Field(
         min_length=1,
         max_length=MAX_LANGUAGE_CHARS,
-        description="Language code, default the deployment's own; must be one the deployment serves.",
-        examples=["fi"],
+        description="ISO 639-3 code as MMS names its models (`fin`, `eng`, `swh`); the ISO 639-1 (`fi`) and "
+        "639-2/B (`fre`) forms are accepted too, in any case. Default: the deployment's default language; "
+        "one it does not serve is 422 `unsupported_language` (`details.supported`).",
+        examples=["fin"],
     ),
+]
+Speed = Annotated[
+    float,
+    Field(
+        ge=SPEED_MIN,
+        le=SPEED_MAX,
+        allow_inf_nan=False,
+        description=f"Speaking rate, {SPEED_MIN}..{SPEED_MAX}: 2.0 speaks twice as fast. Default: the "
+        "deployment's (TTS_SPEED, 1.0).",
+        examples=[1.0],
+    ),
+]
+Format = Annotated[
+    AudioFormat,
+    Field(
+        description="Audio format: wav (PCM 16-bit), flac, ogg_opus, ogg_vorbis, mp3, pcm (raw s16le, no "
+        "header). Default: the deployment's (TTS_FORMAT, wav).",
+    ),
+]
+
+
+def _offered_rate(value: int | None) -> int | None:
+    if value is not None and value not in SAMPLE_RATES:
+        raise ValueError(f"sample_rate must be one of {', '.join(str(r) for r in SAMPLE_RATES)}")
+    return value
+
+
+SampleRate = Annotated[
+    int,
+    Field(
+        description="Output sample rate in Hz, resampled from the model's native rate (16000 for MMS). "
+        "Default: the native rate (for ogg_opus, which cannot hold every rate, the nearest it holds). "
+        "A rate the format cannot hold is 422 (Opus: 8000, 16000, 24000, 48000 of these).",
+        json_schema_extra={"enum": list(SAMPLE_RATES)},
+    ),
+    AfterValidator(_offered_rate),
 ]
 
 
@@ -68,22 +108,30 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ConvertRequest(_Request):
+class _VoiceFields(_Request):
+    """What a request may choose of its voice; the rest (noise scales, piece length) is the deployment's."""
+
+    language: Language | None = None
+    speed: Speed | None = None
+    format: Format | None = None
+    sample_rate: SampleRate | None = None
+
+
+class ConvertRequest(_VoiceFields):
     text: InputText
     custom_filename: CustomFilename | None = None
-    language: Language | None = None
 
 
-class ConvertMultipleRequest(_Request):
+class ConvertMultipleRequest(_VoiceFields):
     texts: Annotated[
         list[InputText],
         Field(
             min_length=1,
             max_length=MAX_RAW_BATCH_TEXTS,
-            description="1..MAX_BATCH_TEXTS texts (100 by default); one conversion each, in order.",
+            description="1..MAX_BATCH_TEXTS texts (100 by default); one conversion each, in order, all in "
+            "the same voice.",
         ),
     ]
-    language: Language | None = None
 
 
 class _Response(BaseModel):
@@ -128,7 +176,13 @@ class Progress(_Response):
 class Conversion(_Response):
     conversion_id: str
     status: TaskStatus
-    text_hash: str = Field(description="The dedupe key: SHA-256 of the normalized text and synthesis params.")
+    text_hash: str = Field(description="The dedupe key: SHA-256 of the normalized text and the voice.")
+    language: str = Field(description="The ISO 639-3 code the text is spoken in.")
+    speed: float
+    format: AudioFormat
+    sample_rate: int | None = Field(
+        description="The rate asked for; null: the model's native rate (`sampling_rate`: the delivered one)."
+    )
     submitted_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -153,6 +207,10 @@ class Conversion(_Response):
             conversion_id=task.task_id,
             status=task.status,
             text_hash=task.dedupe_key,
+            language=task.voice.language,
+            speed=task.voice.speed,
+            format=task.voice.format,
+            sample_rate=task.voice.sample_rate,
             submitted_at=task.submitted_at,
             started_at=lc.started_at,
             completed_at=lc.completed_at,
@@ -196,6 +254,66 @@ class Stats(_Response):
             submitted=stats.submitted,
             dedupe_hits=stats.dedupe_hits,
             average_processing_s=stats.average_processing_s,
+        )
+
+
+class VoiceLanguage(_Response):
+    code: str = Field(description="ISO 639-3 code, as a request's `language` takes it.", examples=["fin"])
+    name: str = Field(description="English name (ISO 639-3, from pycountry).", examples=["Finnish"])
+    model_id: str = Field(description="The model that speaks it.", examples=["facebook/mms-tts-fin"])
+    native_sample_rate: int | None = Field(
+        description="The model's own rate; null: not known to the API (the worker learns it on loading the "
+        "model; MMS models speak at 16000 Hz)."
+    )
+    romanized: bool | None = Field(
+        description="Whether the text is romanized (uroman) before tokenizing; null: not known to the API "
+        "(the worker follows the model's tokenizer, `is_uroman`)."
+    )
+
+
+class FormatInfo(_Response):
+    format: AudioFormat
+    extension: str = Field(description="The extension of the audio's key and of its download filename.")
+    content_type: str = Field(description="The Content-Type the download is served with.")
+    sample_rates: list[int] = Field(description="The `sample_rate` values this format accepts.")
+
+
+class Voices(_Response):
+    languages: list[VoiceLanguage] = Field(description="The languages this deployment serves, in order.")
+    default_language: str
+    default_format: AudioFormat
+    default_speed: float
+    speed_min: float
+    speed_max: float
+    formats: list[FormatInfo]
+    sample_rates: list[int] = Field(description="Every `sample_rate` a request may ask for.")
+
+    @classmethod
+    def build(
+        cls, *, languages: ServedLanguages, default_format: AudioFormat, default_speed: float
+    ) -> Voices:
+        return cls(
+            languages=[
+                VoiceLanguage(
+                    code=v.code, name=v.name, model_id=v.model_id, native_sample_rate=None, romanized=None
+                )
+                for v in languages.voices()
+            ],
+            default_language=languages.default,
+            default_format=default_format,
+            default_speed=default_speed,
+            speed_min=SPEED_MIN,
+            speed_max=SPEED_MAX,
+            formats=[
+                FormatInfo(
+                    format=f,
+                    extension=facts.extension,
+                    content_type=facts.content_type,
+                    sample_rates=list(rates_for(f)),
+                )
+                for f, facts in FORMATS.items()
+            ],
+            sample_rates=list(SAMPLE_RATES),
         )
 
 

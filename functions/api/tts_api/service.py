@@ -21,7 +21,6 @@ from tts_common.adapters.s3 import AudioStore, PresignedDownload
 from tts_common.adapters.sqs import JobQueue
 from tts_common.domain import (
     TaskStatus,
-    dedupe_key,
     download_filename,
     text_key_for,
     validate_custom_filename,
@@ -33,13 +32,20 @@ from tts_common.exceptions import (
     TaskNotFound,
     TaskNotReady,
     TTSError,
-    UnsupportedLanguage,
 )
 from tts_common.jobs import job_for
 from tts_common.messages import LifecycleEvent
 from tts_common.settings import ApiSettings
 from tts_common.storage.repository import TaskRepository
 from tts_common.task import Task, TaskPage, TaskStats
+from tts_common.voice import (
+    FORMATS,
+    AudioFormat,
+    UnsupportedSampleRate,
+    VoiceSpec,
+    check_sample_rate,
+    dedupe_key,
+)
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
@@ -95,19 +101,47 @@ def _invalid(errors: list[dict[str, Any]]) -> InvalidInput:
     return InvalidInput(message, details={"errors": errors})
 
 
-def served_languages(settings: ApiSettings) -> list[str]:
-    """One deployment serves one model, hence one language."""
-    return [settings.tts_language]
+@dataclass(frozen=True, slots=True)
+class VoiceRequest:
+    """What a request chose of its voice; None: the deployment's default."""
+
+    language: str | None = None
+    speed: float | None = None
+    format: AudioFormat | None = None
+    sample_rate: int | None = None
 
 
-def _check_language(language: str | None, settings: ApiSettings) -> None:
-    """No language means the deployment's own; a given one must be served (compared case-insensitively)."""
-    served = served_languages(settings)
-    if language is not None and language.strip().lower() not in {code.lower() for code in served}:
-        raise UnsupportedLanguage(
-            f"language {language!r} is not served here; served: {', '.join(served)}",
-            details={"language": language, "supported": served},
-        )
+def voice_for(request: VoiceRequest, *, settings: ApiSettings) -> VoiceSpec:
+    """The task's voice, built once at submit from the request and the deployment's defaults. A language
+    it does not serve is UnsupportedLanguage; a rate the format cannot hold is a 422 on `sample_rate`."""
+    languages = settings.languages
+    language = languages.resolve(request.language)
+    audio_format = request.format or settings.tts_format
+    if request.sample_rate is not None:
+        try:
+            check_sample_rate(audio_format, request.sample_rate)
+        except UnsupportedSampleRate as exc:
+            raise _invalid(
+                [
+                    _field_error(
+                        ["body", "sample_rate"],
+                        str(exc),
+                        "unsupported_sample_rate",
+                        format=str(audio_format),
+                        sample_rate=request.sample_rate,
+                    )
+                ]
+            ) from None
+    return VoiceSpec(
+        language=language,
+        model_id=languages.model_id(language),
+        speed=settings.tts_speed if request.speed is None else request.speed,
+        noise_scale=settings.tts_noise_scale,
+        noise_scale_duration=settings.tts_noise_scale_duration,
+        format=audio_format,
+        sample_rate=request.sample_rate,
+        max_piece_chars=settings.tts_max_piece_chars,
+    )
 
 
 def _normalize_texts(texts: Sequence[str], *, settings: ApiSettings, batch: bool) -> list[str]:
@@ -140,7 +174,7 @@ def submit_texts(
     *,
     texts: Sequence[str],
     custom_filename: str | None,
-    language: str | None,
+    voice: VoiceRequest,
     batch: bool,
     settings: ApiSettings,
     repository: TaskRepository,
@@ -156,12 +190,12 @@ def submit_texts(
     re-enqueues it after REQUEUE_AFTER_S; the client gets a 503 and a retry returns the same id. The mark is
     written here, right after the send, never inferred from the lifecycle consumer's progress.
     """
-    _check_language(language, settings)  # the synthesis params already carry the one served language
+    spec = voice_for(voice, settings=settings)
     normalized = _normalize_texts(texts, settings=settings, batch=batch)
-    params = settings.synthesis_params
     submissions = [
         _create_or_get(
             text=text,
+            voice=spec,
             custom_filename=custom_filename,
             settings=settings,
             repository=repository,
@@ -174,7 +208,7 @@ def submit_texts(
     created = [s.task for s in submissions if s.created]
     if created:
         with _dependency("jobs queue"):
-            job_queue.send_many([job_for(task, params) for task in created])
+            job_queue.send_many([job_for(task) for task in created])
         _mark_enqueued(created, repository=repository, clock=clock)
         _announce_queued(created, publisher=publisher, clock=clock)
     return submissions
@@ -183,6 +217,7 @@ def submit_texts(
 def _create_or_get(
     *,
     text: str,
+    voice: VoiceSpec,
     custom_filename: str | None,
     settings: ApiSettings,
     repository: TaskRepository,
@@ -193,9 +228,8 @@ def _create_or_get(
     large = len(text.encode("utf-8")) > settings.inline_text_max_bytes
     task = Task(
         task_id=task_id,
-        dedupe_key=dedupe_key(text, settings.synthesis_params),
-        language=settings.tts_language,
-        model_id=settings.tts_model,
+        dedupe_key=dedupe_key(text, voice),
+        voice=voice,
         text_chars=len(text),
         submitted_at=submitted_at,
         custom_filename=custom_filename,
@@ -277,10 +311,13 @@ def download_link(
         if task.lifecycle.error is not None and not_ready.details is not None:
             not_ready.details["error"] = task.lifecycle.error.model_dump()
         raise not_ready
-    name = download_filename(filename or task.custom_filename, task.task_id)
+    name = download_filename(filename or task.custom_filename, task.task_id, audio.format)
     with _dependency("audio bucket"):
         signed: PresignedDownload = audio_store.presign_download(
-            audio.audio_key, filename=name, expires_in_s=settings.presign_expiry_s
+            audio.audio_key,
+            filename=name,
+            content_type=FORMATS[audio.format].content_type,
+            expires_in_s=settings.presign_expiry_s,
         )
     return DownloadLink(url=signed.url, expires_at=signed.expires_at, filename=name)
 

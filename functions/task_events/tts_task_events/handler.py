@@ -63,7 +63,6 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         repository=_repository(),
         queue=job_queue_from(settings),
         publisher=publisher_from(settings),
-        params=settings.synthesis_params,
         now=datetime.now(UTC),
         policy=policy_from(settings),
     )

@@ -49,7 +49,6 @@ def sweep_round(*, settings: TaskEventsSettings, repository: TaskRepository) -> 
         repository=repository,
         queue=job_queue_from(settings),
         publisher=publisher_from(settings),
-        params=settings.synthesis_params,
         now=datetime.now(UTC),
         policy=policy_from(settings),
     )

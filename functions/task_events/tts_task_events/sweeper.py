@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.sqs import JobQueue
-from tts_common.domain import SynthesisParams, TaskStatus
+from tts_common.domain import TaskStatus
 from tts_common.jobs import job_for
 from tts_common.messages import ErrorInfo, LifecycleEvent
 from tts_common.settings import TaskEventsSettings
@@ -35,11 +35,11 @@ def sweep(
     repository: TaskRepository,
     queue: JobQueue,
     publisher: EventPublisher,
-    params: SynthesisParams,
     now: datetime,
     policy: SweepPolicy,
 ) -> SweepReport:
-    """Every decision travels as a lifecycle message, so the record and every subscriber learn it alike."""
+    """Every decision travels as a lifecycle message, so the record and every subscriber learn it alike.
+    A re-enqueued job carries the task's stored voice: the sweeper has no voice settings of its own."""
     report = SweepReport()
 
     def fail(task: Task, message: str) -> None:
@@ -83,7 +83,7 @@ def sweep(
         task = repository.get(summary.task_id, consistent=True)  # the index holds no text
         if task.status is not TaskStatus.QUEUED or task.lifecycle.enqueued_at is not None:
             continue
-        queue.send(job_for(task, params))
+        queue.send(job_for(task))
         repository.mark_enqueued(task.task_id, at=now)
         publisher.publish(LifecycleEvent(task_id=task.task_id, status=TaskStatus.QUEUED, at=now))
         report.requeued.append(task.task_id)

@@ -5,7 +5,11 @@ The Lambda handler and the ECS loop both hand it a batch of messages and act on 
 
 A batch runs in three steps: start every job (parse, fetch the text, split it, report `processing`); cut
 the pieces of all jobs into groups (by length when the synthesizer pads a batch) and synthesize group after
-group; finish each job as soon as its last piece is done (WAV to the store, `completed` and `done`).
+group; finish each job as soon as its last piece is done (audio to the store, `completed` and `done`).
+
+A job's voice (its VoiceSpec, stored with the task at submit) is all the core reads of how to speak it: the
+model, speed, noise scales and piece length shape the waveform and its seeds; format and sample rate only
+how it is delivered.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tts_common.domain import TaskStatus, normalize_text, seed_for
+from tts_common.domain import TaskStatus, normalize_text
 from tts_common.exceptions import EmptyTokenization, MalformedJob
 from tts_common.messages import AudioInfo, Progress, SynthesisJob
 from tts_common.metrics import Metric
 from tts_common.settings import WorkerSettings
-from tts_worker.audio import PIECE_PAUSE_S, WavAssembler
+from tts_common.voice import seed_for, waveform_key
+from tts_worker.audio import PIECE_PAUSE_S, AudioAssembler
 from tts_worker.batching import Piece, plan_groups
 from tts_worker.failures import Disposition
 from tts_worker.job_input import parse_job
@@ -67,7 +72,7 @@ class _RunningJob:
 
     message: JobMessage
     job: SynthesisJob
-    assembler: WavAssembler
+    assembler: AudioAssembler
     last_progress: float
     synthesis_s: float = 0.0
     over: bool = False  # finished or failed: later pieces are skipped
@@ -190,11 +195,14 @@ class WorkerCore:
             state.outcomes[slot] = MessageOutcome(message.message_id, Disposition.SUCCEEDED, job.task_id)
             return []
 
-        text = job.text if job.text is not None else self._store.get_text(job.text_key or "")
-        pieces = split_text(normalize_text(text), job.max_piece_chars)
+        text = normalize_text(job.text if job.text is not None else self._store.get_text(job.text_key or ""))
+        voice = job.voice
+        pieces = split_text(text, voice.max_piece_chars)
         # Seeds follow the piece's place in the text, so skipping an unspeakable piece moves no other seed.
         speakable = [
-            (index, piece) for index, piece in enumerate(pieces) if self._synthesizer.is_speakable(piece)
+            (index, piece)
+            for index, piece in enumerate(pieces)
+            if self._synthesizer.is_speakable(piece, voice.model_id)
         ]
         if not speakable:
             raise EmptyTokenization("the text has no characters this model can speak")
@@ -208,24 +216,37 @@ class WorkerCore:
         state.running[slot] = _RunningJob(
             message=message,
             job=job,
-            assembler=WavAssembler(
-                total=total, sampling_rate=self._synthesizer.sampling_rate, pause_s=self._config.pause_s
+            assembler=self._assembler_for(
+                job, self._synthesizer.sampling_rate_for(voice.model_id), total=total
             ),
             last_progress=self._monotonic(),
         )
+        key = waveform_key(text, voice)
         return [
-            Piece(job=slot, position=position, item=self._item(job, text_piece, index))
+            Piece(job=slot, position=position, item=self._item(job, text_piece, seed_for(key, index)))
             for position, (index, text_piece) in enumerate(speakable)
         ]
 
+    def _assembler_for(self, job: SynthesisJob, native_rate: int, *, total: int) -> AudioAssembler:
+        """Where a job's pieces go: its format, at the rate its voice asks for (else the native one)."""
+        return AudioAssembler(
+            total=total,
+            native_rate=native_rate,
+            audio_format=job.voice.format,
+            output_rate=job.voice.output_rate(native_rate),
+            pause_s=self._config.pause_s,
+        )
+
     @staticmethod
-    def _item(job: SynthesisJob, piece: str, index: int) -> SynthesisItem:
+    def _item(job: SynthesisJob, piece: str, seed: int) -> SynthesisItem:
+        voice = job.voice
         return SynthesisItem(
             text=piece,
-            seed=seed_for(job.dedupe_key, index),
-            speaking_rate=job.speaking_rate,
-            noise_scale=job.noise_scale,
-            noise_scale_duration=job.noise_scale_duration,
+            seed=seed,
+            speaking_rate=voice.speed,
+            noise_scale=voice.noise_scale,
+            noise_scale_duration=voice.noise_scale_duration,
+            model_id=voice.model_id,
         )
 
     # -- synthesize a group, hand each piece to its job ---------------------------------------------------
@@ -291,7 +312,7 @@ class WorkerCore:
     def _progress_due(self, total: int, *, since: float) -> bool:
         return total <= self._config.progress_every_piece_up_to or since >= self._config.progress_interval_s
 
-    # -- finish: WAV to the store, completed and done ------------------------------------------------------
+    # -- finish: audio to the store, completed and done ------------------------------------------------------
 
     def _finish(self, running: _RunningJob) -> MessageOutcome:
         job, message = running.job, running.message
@@ -308,7 +329,8 @@ class WorkerCore:
         info = AudioInfo(
             audio_key=job.audio_key,
             file_size=len(body),
-            sampling_rate=self._synthesizer.sampling_rate,
+            format=running.assembler.audio_format,
+            sampling_rate=running.assembler.output_rate,
             duration_s=duration_s,
             device=self._synthesizer.device,
         )

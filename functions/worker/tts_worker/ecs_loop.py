@@ -204,11 +204,18 @@ def main() -> int:
     except (ConfigurationError, ModelLoadError) as exc:
         logger.error("worker cannot start: %s", exc.message)
         return 2
+    synthesizer = core.synthesizer
     logger.info(
         "worker started",
         extra={
-            "tts_model": settings.tts_model,
-            "device": core.synthesizer.device,
+            # Models load on their first job; these were preloaded (TTS_PRELOAD_MODELS) and are resident.
+            "models_resident": getattr(synthesizer, "resident", [synthesizer.model_id]),
+            "max_resident_models": getattr(synthesizer, "max_resident", 1),
+            "default_model": synthesizer.model_id,
+            "image_models_dir": str(settings.tts_image_models_dir or ""),
+            "model_store": f"s3://{settings.model_store_bucket}/{settings.tts_model_store_prefix}",
+            "allow_hub": settings.tts_allow_hub,
+            "device": synthesizer.device,
             "start_s": round(time.perf_counter() - started, 3),
             "queue": settings.jobs_queue_url,
         },

@@ -14,6 +14,7 @@ from tts_common.exceptions import (
     EmptyTokenization,
     JobError,
     MalformedJob,
+    ModelNotAvailable,
     PermanentJobError,
     SynthesisFailed,
     TransientJobError,
@@ -28,6 +29,7 @@ DEPENDENCY_ERROR = "dependency_error"
 _PUBLIC_MESSAGES: dict[type[Exception], str] = {
     MalformedJob: "the job message is not a valid synthesis job",
     EmptyTokenization: "the text has no characters this model can speak",
+    ModelNotAvailable: "this voice's model is not available on this deployment",
     SynthesisFailed: "the model could not synthesize this text",
     PermanentJobError: "the job cannot be synthesized",
     TransientJobError: "a temporary error stopped the synthesis",

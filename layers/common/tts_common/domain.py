@@ -1,15 +1,16 @@
-"""Domain rules: task status order, dedupe key, seeds, storage keys, text and filename validation."""
+"""Domain rules: task status order, storage keys, text and filename validation.
+
+The dedupe key and the seeds come from the voice (tts_common.voice).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import unicodedata
-from dataclasses import dataclass
 from enum import StrEnum
 
 from tts_common.exceptions import InvalidInput
+from tts_common.voice import FORMATS, AudioFormat
 
 
 class TaskStatus(StrEnum):
@@ -36,38 +37,6 @@ TERMINAL_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.FAILED})
 def later_status(a: TaskStatus, b: TaskStatus) -> TaskStatus:
     """The status a record holds after seeing both: the further one along."""
     return a if STATUS_RANK[a] >= STATUS_RANK[b] else b
-
-
-# How long texts were always split before the limit became a setting; a key without one means this.
-DEFAULT_MAX_PIECE_CHARS = 400
-
-
-@dataclass(frozen=True, slots=True)
-class SynthesisParams:
-    """Everything besides the text that changes the audio; all of it goes into the dedupe key."""
-
-    model_id: str
-    language: str
-    speaking_rate: float = 1.0
-    noise_scale: float = 0.667
-    noise_scale_duration: float = 0.8
-    audio_format: str = "wav-pcm16"
-    # A long text is spoken in pieces of at most this many characters, each with its own noise.
-    max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS
-
-    def as_dict(self) -> dict[str, str | float]:
-        found: dict[str, str | float] = {
-            "model_id": self.model_id,
-            "language": self.language,
-            "speaking_rate": self.speaking_rate,
-            "noise_scale": self.noise_scale,
-            "noise_scale_duration": self.noise_scale_duration,
-            "audio_format": self.audio_format,
-        }
-        # Keys made before the piece limit was keyed used the default: they stay valid, and so do their seeds.
-        if self.max_piece_chars != DEFAULT_MAX_PIECE_CHARS:
-            found["max_piece_chars"] = self.max_piece_chars
-        return found
 
 
 _WHITESPACE = re.compile(r"\s+")
@@ -97,31 +66,14 @@ def validate_text(text: str, *, max_chars: int) -> str:
     return normalized
 
 
-def dedupe_key(normalized_text: str, params: SynthesisParams) -> str:
-    """SHA-256 over the normalized text and every parameter that changes the audio."""
-    payload = json.dumps(
-        {"text": normalized_text, **params.as_dict()},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def seed_for(key: str, piece: int = 0) -> int:
-    """A 63-bit torch seed derived from the dedupe key (and a piece index for long texts)."""
-    digest = hashlib.sha256(f"{key}:{piece}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
-
-
 # The bucket's two key spaces; the CDK app scopes grants and lifecycle rules by these prefixes.
 AUDIO_PREFIX = "audio/"
 INPUTS_PREFIX = "inputs/"
 
 
-def audio_key_for(task_id: str) -> str:
-    """Where a task's audio lives in the bucket; a retry writes the same key."""
-    return f"{AUDIO_PREFIX}{task_id}.wav"
+def audio_key_for(task_id: str, audio_format: AudioFormat) -> str:
+    """Where a task's audio lives in the bucket, named by its format; a retry writes the same key."""
+    return f"{AUDIO_PREFIX}{task_id}.{FORMATS[audio_format].extension}"
 
 
 def text_key_for(task_id: str) -> str:
@@ -148,10 +100,19 @@ def validate_custom_filename(name: str) -> str:
     return name.strip()
 
 
-def download_filename(custom_filename: str | None, task_id: str) -> str:
-    """The name a download is saved under: the custom name with a .wav extension, or the task id."""
+# Extensions a custom name may carry that belong to another format: replaced rather than doubled.
+_AUDIO_EXTENSIONS = frozenset(f".{facts.extension}" for facts in FORMATS.values())
+
+
+def download_filename(custom_filename: str | None, task_id: str, audio_format: AudioFormat) -> str:
+    """The name a download is saved under: the custom name (else `tts-{id}`) with the format's extension.
+    An audio extension of another format is replaced (`greeting.wav` as mp3 is `greeting.mp3`)."""
     base = custom_filename or f"tts-{task_id}"
-    return base if base.lower().endswith(".wav") else f"{base}.wav"
+    extension = f".{FORMATS[audio_format].extension}"
+    stem, dot, suffix = base.rpartition(".")
+    if dot and stem and f".{suffix.lower()}" in _AUDIO_EXTENSIONS:
+        base = stem
+    return f"{base}{extension}"
 
 
 def content_disposition(filename: str) -> str:

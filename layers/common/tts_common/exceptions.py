@@ -94,6 +94,13 @@ class EmptyTokenization(PermanentJobError):
     code = "empty_tokenization"
 
 
+class ModelNotAvailable(PermanentJobError):
+    """The job's model has weights in none of the places this worker may take them from (the image, the
+    model store, the hub when allowed): its task fails now, and the worker goes on with other jobs."""
+
+    code = "model_not_available"
+
+
 class TransientJobError(JobError):
     """Worth retrying (model hiccup, S3 or SNS error): the message goes back to the queue."""
 

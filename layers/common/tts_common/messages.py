@@ -6,7 +6,8 @@ from typing import Annotated, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from tts_common.domain import DEFAULT_MAX_PIECE_CHARS, TaskStatus
+from tts_common.domain import TaskStatus
+from tts_common.voice import AudioFormat, VoiceSpec
 
 SCHEMA_VERSION = 1
 
@@ -19,19 +20,14 @@ class SynthesisJob(_Message):
     """One task's work order on the jobs queue.
 
     The text rides inline when small; a large text is stored in the bucket and `text_key` points to it
-    (SQS bodies are limited in size).
+    (SQS bodies are limited in size). The voice is the task's own, as stored at submit: whoever sends the job
+    (the API, the sweeper) copies it, never rebuilds it from its own settings.
     """
 
     schema_version: int = SCHEMA_VERSION
     task_id: Annotated[str, Field(min_length=1, max_length=64)]
     dedupe_key: Annotated[str, Field(min_length=64, max_length=64)]
-    language: str
-    model_id: str
-    speaking_rate: float = 1.0
-    noise_scale: float = 0.667
-    noise_scale_duration: float = 0.8
-    # Jobs sent before this field existed were split at the same default.
-    max_piece_chars: Annotated[int, Field(ge=20, le=5000)] = DEFAULT_MAX_PIECE_CHARS
+    voice: VoiceSpec
     text: str | None = None
     text_key: str | None = None
     audio_key: str
@@ -63,6 +59,8 @@ class AudioInfo(_Message):
 
     audio_key: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]
     file_size: Annotated[int, Field(ge=0, le=MAX_AUDIO_BYTES)]
+    format: AudioFormat
+    # The delivered rate: the asked one, else the model's native one (VoiceSpec.output_rate).
     sampling_rate: Annotated[int, Field(ge=1, le=MAX_SAMPLING_RATE)]
     duration_s: Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False)]
     device: Annotated[str, Field(max_length=32)]

@@ -30,3 +30,8 @@ class Metric(StrEnum):
     TASKS_FINISHED_BY_SWEEP = "TasksFinishedBySweep"
     # Jobs DLQ consumer: tasks failed because their job used up its deliveries.
     TASKS_DEAD_LETTERED = "TasksDeadLettered"
+    # Worker model registry: models loaded (image, store or hub), lookups served by a resident model, and
+    # the seconds each load took (fetch, from_pretrained, decoder export check).
+    MODEL_LOADS = "ModelLoads"
+    MODEL_HITS = "ModelHits"
+    MODEL_LOAD_SECONDS = "ModelLoadSeconds"

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tts_common.domain import DEFAULT_MAX_PIECE_CHARS, SynthesisParams
 from tts_common.exceptions import ConfigurationError
+from tts_common.languages import (
+    DEFAULT_MODEL_TEMPLATE,
+    TEMPLATE_FIELD,
+    ServedLanguages,
+    canonical_code,
+    model_id_for,
+)
+from tts_common.voice import (
+    DEFAULT_MAX_PIECE_CHARS,
+    DEFAULT_NOISE_SCALE,
+    DEFAULT_NOISE_SCALE_DURATION,
+    MAX_PIECE_CHARS,
+    MIN_PIECE_CHARS,
+    NOISE_MAX,
+    SPEED_MAX,
+    SPEED_MIN,
+    AudioFormat,
+)
 
-DEFAULT_MODEL = "facebook/mms-tts-fin"
-# A language tag as TTS_LANGUAGE takes it (ISO 639 code, optional subtags); the CDK app checks by it too.
-LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$"
+DEFAULT_LANGUAGES = ("fin",)
+# The default language's model under the default template (prefetch's default).
+DEFAULT_MODEL = model_id_for(DEFAULT_LANGUAGES[0], template=DEFAULT_MODEL_TEMPLATE, overrides={})
 # How long the jobs queue keeps a message: SQS's default, which the CDK app's queues keep too.
 JOBS_QUEUE_RETENTION_S = 4 * 24 * 3600
 
@@ -22,6 +40,79 @@ JOBS_QUEUE_RETENTION_S = 4 * 24 * 3600
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 DecoderRuntime = Literal["auto", "torch", "onnxruntime"]
+
+
+def _items(value: Any) -> list[str]:
+    """A comma-separated string (the environment) or a sequence of strings (the CDK app), items trimmed."""
+    raw = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, Sequence) else None
+    if raw is None or not all(isinstance(item, str) for item in raw):
+        raise ValueError("a comma-separated list")
+    return [item.strip() for item in raw if item.strip()]
+
+
+def _language(value: str) -> str:
+    code = canonical_code(value)
+    if code is None:
+        raise ValueError(f"{value!r} is not an ISO 639 language code (e.g. fin, eng, swh)")
+    return code
+
+
+def parse_languages(value: Any) -> tuple[str, ...]:
+    """TTS_LANGUAGES: a comma list (or sequence) of ISO 639 codes into distinct canonical 639-3 codes."""
+    codes = [_language(item) for item in _items(value)]
+    if not codes:
+        raise ValueError("at least one language")
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"a language is listed twice: {', '.join(codes)}")
+    return tuple(codes)
+
+
+def _optional_language(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("a language code")
+    return _language(value)
+
+
+def parse_model_overrides(value: Any) -> tuple[tuple[str, str], ...]:
+    """TTS_MODEL_OVERRIDES: `fin=/opt/models/fin,eng=org/model` (or its items, or pairs) into pairs."""
+    pairs_given = isinstance(value, Sequence) and not isinstance(value, str)
+    if pairs_given and all(isinstance(p, tuple) for p in value):
+        items = [f"{a}={b}" for a, b in value]
+    else:
+        items = _items(value)
+    pairs: dict[str, str] = {}
+    for item in items:
+        code, sep, model = item.partition("=")
+        if not sep or not model.strip():
+            raise ValueError(f"{item!r} is not language=model")
+        pairs[_language(code)] = model.strip()
+    return tuple(pairs.items())
+
+
+def _template(value: str) -> str:
+    if TEMPLATE_FIELD not in value:
+        raise ValueError(f"must contain {TEMPLATE_FIELD}, e.g. {DEFAULT_MODEL_TEMPLATE}")
+    return value
+
+
+def check_languages(
+    codes: tuple[str, ...], *, default: str | None, overrides: tuple[tuple[str, str], ...]
+) -> None:
+    """What the served languages, the default and the overrides must agree on (the CDK app checks it too)."""
+    if default is not None and default not in codes:
+        raise ValueError(f"TTS_DEFAULT_LANGUAGE: {default} is not in TTS_LANGUAGES ({', '.join(codes)})")
+    unserved = [code for code, _ in overrides if code not in codes]
+    if unserved:
+        raise ValueError(f"TTS_MODEL_OVERRIDES: {', '.join(unserved)} not in TTS_LANGUAGES")
+
+
+# A served language's ISO 639-3 code; 639-1 (`fi`) and 639-2/B (`fre`) forms are accepted and canonicalized.
+LanguageList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_languages)]
+OptionalLanguage = Annotated[str | None, BeforeValidator(_optional_language)]
+ModelOverrides = Annotated[tuple[tuple[str, str], ...], NoDecode, BeforeValidator(parse_model_overrides)]
+ModelTemplate = Annotated[str, AfterValidator(_template)]
 
 
 # The bounds of every AWS call, declared once; each settings class below picks defaults that fit its deadline.
@@ -53,30 +144,31 @@ class ServiceSettings(BaseSettings):
     jobs_queue_url: str = Field(validation_alias="JOBS_QUEUE_URL", min_length=1)
     events_topic_arn: str = Field(validation_alias="EVENTS_TOPIC_ARN", min_length=1)
 
-    tts_model: str = Field(default=DEFAULT_MODEL, validation_alias="TTS_MODEL", min_length=1)
-    tts_language: str = Field(default="fi", validation_alias="TTS_LANGUAGE", pattern=LANGUAGE_PATTERN)
-    tts_speaking_rate: float = Field(default=1.0, validation_alias="TTS_SPEAKING_RATE", gt=0, le=4)
-    tts_noise_scale: float = Field(default=0.667, validation_alias="TTS_NOISE_SCALE", ge=0, le=2)
-    tts_noise_scale_duration: float = Field(
-        default=0.8, validation_alias="TTS_NOISE_SCALE_DURATION", ge=0, le=2
+    # The languages served (TTS_LANGUAGES), and which model speaks each: its override, else the template.
+    tts_languages: LanguageList = Field(default=DEFAULT_LANGUAGES, validation_alias="TTS_LANGUAGES")
+    # Unset: the first served language.
+    tts_default_language: OptionalLanguage = Field(default=None, validation_alias="TTS_DEFAULT_LANGUAGE")
+    tts_model_template: ModelTemplate = Field(
+        default=DEFAULT_MODEL_TEMPLATE, validation_alias="TTS_MODEL_TEMPLATE", min_length=1, max_length=256
     )
-    # Long texts are spoken in pieces of at most this many characters. It changes the audio, so it is part of
-    # the dedupe key, and the API puts it in every job: the worker speaks a job as it was keyed.
-    tts_max_piece_chars: int = Field(
-        default=DEFAULT_MAX_PIECE_CHARS, validation_alias="TTS_MAX_PIECE_CHARS", ge=20, le=5000
-    )
+    tts_model_overrides: ModelOverrides = Field(default=(), validation_alias="TTS_MODEL_OVERRIDES")
     # How long task records (and, in the CDK app, audio objects) are kept.
     task_ttl_days: int = Field(default=30, validation_alias="TASK_TTL_DAYS", ge=1, le=3650)
 
+    @model_validator(mode="after")
+    def _languages_agree(self) -> Self:
+        check_languages(
+            self.tts_languages, default=self.tts_default_language, overrides=self.tts_model_overrides
+        )
+        return self
+
     @property
-    def synthesis_params(self) -> SynthesisParams:
-        return SynthesisParams(
-            model_id=self.tts_model,
-            language=self.tts_language,
-            speaking_rate=self.tts_speaking_rate,
-            noise_scale=self.tts_noise_scale,
-            noise_scale_duration=self.tts_noise_scale_duration,
-            max_piece_chars=self.tts_max_piece_chars,
+    def languages(self) -> ServedLanguages:
+        return ServedLanguages(
+            codes=self.tts_languages,
+            default=self.tts_default_language or self.tts_languages[0],
+            template=self.tts_model_template,
+            overrides=dict(self.tts_model_overrides),
         )
 
     # Bounds on every AWS call (boto3 and PynamoDB): each attempt waits at most connect + read seconds, for at
@@ -104,6 +196,25 @@ class ApiSettings(ServiceSettings):
     inline_text_max_bytes: int = Field(
         default=65_536, validation_alias="INLINE_TEXT_MAX_BYTES", ge=1024, le=200_000
     )
+    # Defaults of a request's voice (tts_common.voice.VoiceSpec), read only here: the voice is built at submit
+    # and stored with the task, so the worker and the sweeper need none of them. A request may choose speed
+    # and format.
+    tts_speed: float = Field(default=1.0, validation_alias="TTS_SPEED", ge=SPEED_MIN, le=SPEED_MAX)
+    tts_noise_scale: float = Field(
+        default=DEFAULT_NOISE_SCALE, validation_alias="TTS_NOISE_SCALE", ge=0, le=NOISE_MAX
+    )
+    tts_noise_scale_duration: float = Field(
+        default=DEFAULT_NOISE_SCALE_DURATION, validation_alias="TTS_NOISE_SCALE_DURATION", ge=0, le=NOISE_MAX
+    )
+    # Long texts are spoken in pieces of at most this many characters; it shapes the audio, so it is part of
+    # the voice stored with each task.
+    tts_max_piece_chars: int = Field(
+        default=DEFAULT_MAX_PIECE_CHARS,
+        validation_alias="TTS_MAX_PIECE_CHARS",
+        ge=MIN_PIECE_CHARS,
+        le=MAX_PIECE_CHARS,
+    )
+    tts_format: AudioFormat = Field(default=AudioFormat.WAV, validation_alias="TTS_FORMAT")
 
     @property
     def cors_origins(self) -> list[str]:
@@ -137,6 +248,35 @@ class WorkerSettings(ServiceSettings):
     aws_read_timeout_s: float = _read_timeout(25.0)
     aws_max_attempts: int = _max_attempts(3)
 
+    # -- Which models a worker serves, and where their weights come from (tts_worker.synthesizer.registry).
+    # A job's model is loaded on its first use from, in order: the image (TTS_IMAGE_MODELS_DIR), the model
+    # store (TTS_MODEL_STORE_BUCKET/TTS_MODEL_STORE_PREFIX, downloaded into TTS_CACHE_DIR), the hub (only
+    # with TTS_ALLOW_HUB=true); found nowhere, the job fails as model_not_available.
+    # Saved model directories baked into the image, one per model, named by model_dir_name(model_id) as
+    # `python -m tts_worker.prefetch --languages ...` writes them (/opt/models in the image).
+    tts_image_models_dir: Path | None = Field(default=None, validation_alias="TTS_IMAGE_MODELS_DIR")
+    # The model store: the same saved directories under a prefix of an S3 bucket (unset: the audio bucket).
+    tts_model_store_bucket: str | None = Field(default=None, validation_alias="TTS_MODEL_STORE_BUCKET")
+    tts_model_store_prefix: str = Field(
+        default="models/", validation_alias="TTS_MODEL_STORE_PREFIX", pattern=r"^([^/].*/)?$"
+    )
+    tts_allow_hub: bool = Field(default=False, validation_alias="TTS_ALLOW_HUB")
+    # Models kept loaded at once, the least recently used evicted; unset: 3 on a CPU, 32 on CUDA (a model is
+    # ~145 MB of float32 weights plus its activations; see tts_worker.runtime.default_max_resident_models).
+    tts_max_resident_models: int | None = Field(
+        default=None, validation_alias="TTS_MAX_RESIDENT_MODELS", ge=1, le=1024
+    )
+    # Comma-separated model ids loaded and warmed up at start (the image's languages); empty: none.
+    tts_preload_models: str = Field(default="", validation_alias="TTS_PRELOAD_MODELS")
+
+    @property
+    def model_store_bucket(self) -> str:
+        return self.tts_model_store_bucket or self.bucket_name
+
+    @property
+    def preload_models(self) -> list[str]:
+        return [m.strip() for m in self.tts_preload_models.split(",") if m.strip()]
+
 
 class TaskEventsSettings(ServiceSettings):
     # A task queued this long without the API's `queued` event is re-enqueued (the API died mid-submit).
@@ -167,8 +307,10 @@ def load_settings(cls: type[S]) -> S:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{_env_name(cls, field)}: {err['msg']}")
+            if not err["loc"]:  # a check across fields: its message names the variables
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            problems.append(f"{_env_name(cls, str(err['loc'][0]))}: {err['msg']}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from exc
 
 

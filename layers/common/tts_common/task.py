@@ -7,14 +7,15 @@ from datetime import datetime
 
 from tts_common.domain import TaskStatus
 from tts_common.lifecycle import LifecycleState
+from tts_common.voice import VoiceSpec
 
 
 @dataclass(frozen=True, slots=True)
 class Task:
     task_id: str
     dedupe_key: str
-    language: str
-    model_id: str
+    # How the text is spoken and delivered: built once at submit, carried in every job for the task.
+    voice: VoiceSpec
     text_chars: int
     submitted_at: datetime
     custom_filename: str | None = None

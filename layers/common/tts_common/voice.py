@@ -118,6 +118,12 @@ def check_sample_rate(audio_format: AudioFormat, rate: int) -> None:
         )
 
 
+def rates_for(audio_format: AudioFormat) -> tuple[int, ...]:
+    """The SAMPLE_RATES a request may ask for in this format."""
+    allowed = FORMATS[audio_format].sample_rates
+    return tuple(rate for rate in SAMPLE_RATES if allowed is None or rate in allowed)
+
+
 def _digest(payload: dict[str, Any]) -> str:
     raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()

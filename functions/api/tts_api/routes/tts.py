@@ -37,6 +37,12 @@ router = APIRouter(prefix="/api/v1/tts", tags=["tts"])
 _SUBMIT_ERRORS = error_responses(400, 413, 422, 503)
 
 
+def _voice(body: ConvertRequest | ConvertMultipleRequest) -> service.VoiceRequest:
+    return service.VoiceRequest(
+        language=body.language, speed=body.speed, format=body.format, sample_rate=body.sample_rate
+    )
+
+
 def _accepted(submissions: list[service.Submission], *, metrics: Metrics) -> list[ConversionAccepted]:
     created = sum(1 for s in submissions if s.created)
     record_submissions(sink=metrics, created=created, deduplicated=len(submissions) - created)
@@ -49,8 +55,10 @@ def _accepted(submissions: list[service.Submission], *, metrics: Metrics) -> lis
     response_model=ConversionAccepted,
     responses=_SUBMIT_ERRORS,
     summary="Submit one text",
-    description="Queues a conversion, or returns the existing one for the same text (`deduplicated: true`). "
-    "The filename does not enter the dedupe key: on a hit the first submission's `custom_filename` stands.",
+    description="Queues a conversion, or returns the existing one for the same text and voice "
+    "(`deduplicated: true`). The voice (language, speed, format, sample rate) is fixed at submit and kept "
+    "with the conversion. The filename does not enter the dedupe key: on a hit the first submission's "
+    "`custom_filename` stands.",
 )
 def convert(
     body: ConvertRequest,
@@ -65,7 +73,7 @@ def convert(
     submissions = service.submit_texts(
         texts=[body.text],
         custom_filename=body.custom_filename,
-        language=body.language,
+        voice=_voice(body),
         batch=False,
         settings=settings,
         repository=repository,
@@ -99,7 +107,7 @@ def convert_multiple(
     submissions = service.submit_texts(
         texts=body.texts,
         custom_filename=None,
-        language=body.language,
+        voice=_voice(body),
         batch=True,
         settings=settings,
         repository=repository,

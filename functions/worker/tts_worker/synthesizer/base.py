@@ -12,13 +12,15 @@ import numpy.typing as npt
 
 @dataclass(frozen=True, slots=True)
 class SynthesisItem:
-    """One piece of text to speak, with the seed that makes its audio reproducible."""
+    """One piece of text to speak, with the seed that makes its audio reproducible, and the model to speak it
+    with (the job's VoiceSpec.model_id; "" for the synthesizer's default model)."""
 
     text: str
     seed: int
     speaking_rate: float = 1.0
     noise_scale: float = 0.667
     noise_scale_duration: float = 0.8
+    model_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,7 @@ class Synthesizer(ABC):
     @property
     @abstractmethod
     def model_id(self) -> str:
-        """What the deployment configured (TTS_MODEL), for logs."""
+        """The model an item without a model_id is spoken with (for logs)."""
 
     @property
     @abstractmethod
@@ -49,7 +51,12 @@ class Synthesizer(ABC):
 
     @property
     @abstractmethod
-    def sampling_rate(self) -> int: ...
+    def sampling_rate(self) -> int:
+        """The default model's native rate."""
+
+    def sampling_rate_for(self, model_id: str) -> int:
+        """The native rate of `model_id`'s audio. One model: its own rate, whatever the id."""
+        return self.sampling_rate
 
     @property
     def max_items_per_call(self) -> int | None:
@@ -63,15 +70,17 @@ class Synthesizer(ABC):
         return False
 
     @abstractmethod
-    def is_speakable(self, text: str) -> bool:
-        """Whether the tokenizer keeps anything of this text (cheap: no forward pass)."""
+    def is_speakable(self, text: str, model_id: str = "") -> bool:
+        """Whether `model_id`'s tokenizer keeps anything of this text (cheap: no forward pass). A synthesizer
+        of one model ignores `model_id`; a registry of several routes by it ("" is its default model)."""
 
     @abstractmethod
     def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:
         """One result per item, in order. Each item's audio depends only on the item, never on its neighbours.
 
         Raises EmptyTokenization for an item the tokenizer maps to nothing,
-        SynthesisFailed when inference fails.
+        SynthesisFailed when inference fails; a registry also ModelNotAvailable for a model whose weights it
+        cannot find, and ValueError when the items do not share one model_id.
         """
 
     def warm_up(self) -> None:

@@ -1,4 +1,4 @@
-"""Turn the configured TTS_MODEL into a loaded, warmed-up synthesizer (once per process)."""
+"""One model as a loaded, warmed-up synthesizer (benchmarks and tests; the worker uses registry.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def load_synthesizer(
     cache_dir: Path | None = None,
     warm_up: bool = True,
 ) -> Synthesizer:
-    """`model` is a hub id, a local directory, or a generated model's name (tiny-random, mms-random).
+    """`model` is a hub id, a local directory, or a generated model's name (tiny-random, tiny-random-fin).
 
     `num_threads` is torch's intra-op thread count (default: every usable core); on the CPU a call runs its
     pieces one at a time on those threads. `decoder_runtime` (auto, torch, onnxruntime) says where a CPU

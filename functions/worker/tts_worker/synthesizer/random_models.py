@@ -3,14 +3,21 @@
 `tiny-random` is small enough for a unit test; `mms-random` has the full facebook/mms-tts-* shape
 (36M parameters) for honest timings. Both are generated from a fixed seed, saved with save_pretrained and
 then loaded through the same from_pretrained path as a real model.
+
+`tiny-random-{language}` and `mms-random-{language}` (an ISO 639-3 code: tiny-random-fin, tiny-random-eng,
+tiny-random-swh) are the same recipes seeded from the language, so each language's model speaks a different
+waveform and a job spoken by the wrong model shows in its audio. For a language written in a non-Latin script
+(UROMAN_LANGUAGES) the tokenizer says `is_uroman`, as MMS's do, so its text is romanized before tokenizing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,6 +34,14 @@ MMS_RANDOM = "mms-random"
 # Bump when a recipe changes, so an old cached copy is never mistaken for the new one.
 RECIPE_VERSION = 1
 GENERATION_SEED = 1234
+# tiny-random, mms-random, and either with an ISO 639-3 language: tiny-random-fin, mms-random-swh.
+_GENERATED_NAME = re.compile(r"^(?P<recipe>tiny-random|mms-random)(?:-(?P<language>[a-z]{3}))?$")
+# Languages MMS writes in a non-Latin script, whose MMS tokenizers have is_uroman=True; a generated model
+# for one of them does too (its vocabulary stays Latin, as uroman's output is).
+UROMAN_LANGUAGES = frozenset(
+    {"amh", "ara", "bel", "ben", "bul", "ell", "fas", "guj", "heb", "hin", "kat", "kor", "mar", "nep", "pan"}
+    | {"rus", "srp", "tam", "tel", "tha", "ukr", "urd"}
+)
 # Real MMS speech runs at about 0.07 s of audio per character; random weights are calibrated to that pace.
 TARGET_SECONDS_PER_CHAR = 0.07
 
@@ -76,17 +91,18 @@ def mms_config(vocab_size: int) -> VitsConfig:
     return VitsConfig(vocab_size=vocab_size, pad_token_id=0)
 
 
-def make_tokenizer(directory: Path) -> VitsTokenizer:
-    """A character tokenizer like MMS Finnish: lower-cased, characters outside the vocabulary dropped."""
+def make_tokenizer(directory: Path, *, language: str = "fin", is_uroman: bool = False) -> VitsTokenizer:
+    """A character tokenizer like MMS Finnish: lower-cased, characters outside the vocabulary dropped.
+    With `is_uroman` (as MMS Russian or Hindi), text is to be romanized before it is tokenized."""
     vocab_file = directory / "vocab.json"
     vocab_file.write_text(
         json.dumps({ch: i for i, ch in enumerate(VOCABULARY)}, ensure_ascii=False), encoding="utf-8"
     )
     return VitsTokenizer(
         str(vocab_file),
-        language="fin",
+        language=language,
         phonemize=False,
-        is_uroman=False,
+        is_uroman=is_uroman,
         add_blank=True,
         normalize=True,
     )
@@ -143,10 +159,19 @@ def calibrate_speaking_rate(
     return round(high, 4)
 
 
-def _generate(config_for: Callable[[int], VitsConfig], target: Path) -> None:
+def generation_seed(language: str | None) -> int:
+    """The seed a generated model's weights come from: fixed for tiny-random and mms-random, derived from
+    the language otherwise (stable across processes and machines, unlike hash())."""
+    if language is None:
+        return GENERATION_SEED
+    digest = hashlib.sha256(f"serverless-tts/generated/{language}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _generate(config_for: Callable[[int], VitsConfig], target: Path, language: str | None = None) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    tokenizer = make_tokenizer(target)
-    torch.manual_seed(GENERATION_SEED)
+    tokenizer = make_tokenizer(target, language=language or "fin", is_uroman=language in UROMAN_LANGUAGES)
+    torch.manual_seed(generation_seed(language))
     model: Any = VitsModel(config_for(len(VOCABULARY)))
     model.eval()
     rate = calibrate_speaking_rate(model, tokenizer)
@@ -175,7 +200,18 @@ GENERATED_MODELS: dict[str, Callable[[Path], Path]] = {
 
 
 def is_generated(model: str) -> bool:
-    return model in GENERATED_MODELS
+    """tiny-random, mms-random, or either for a language (tiny-random-fin)."""
+    return _GENERATED_NAME.fullmatch(model) is not None
+
+
+def build_generated(name: str, target: Path) -> Path:
+    """Generate model `name` (see is_generated) into `target` (overwriting)."""
+    found = _GENERATED_NAME.fullmatch(name)
+    if found is None:
+        raise ValueError(f"{name!r} is not a generated model's name")
+    config_for = tiny_config if found["recipe"] == TINY_RANDOM else mms_config
+    _generate(config_for, target, found["language"])
+    return target
 
 
 def default_cache_dir() -> Path:
@@ -184,7 +220,8 @@ def default_cache_dir() -> Path:
 
 def ensure_generated(name: str, cache_dir: Path | None = None) -> Path:
     """The directory holding generated model `name`, built on first use; concurrent builders never clash."""
-    builder = GENERATED_MODELS[name]
+    if not is_generated(name):
+        raise ValueError(f"{name!r} is not a generated model's name")
     root = cache_dir or default_cache_dir()
     target = root / f"{name}-v{RECIPE_VERSION}"
     if (target / "config.json").is_file():
@@ -192,7 +229,7 @@ def ensure_generated(name: str, cache_dir: Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
-        builder(staging)
+        build_generated(name, staging)
         try:
             os.rename(staging, target)  # atomic: readers see a complete directory or none
         except OSError:

@@ -16,6 +16,7 @@ from transformers import AutoTokenizer, VitsModel
 from tts_common.exceptions import EmptyTokenization, ModelLoadError, SynthesisFailed
 from tts_common.settings import DecoderRuntime, Device, Dtype
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
+from tts_worker.synthesizer.text_frontend import TextFrontEnd
 from tts_worker.synthesizer.vits_forward import Decode, ForwardItem, forward_items
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class VitsSynthesizer(Synthesizer):
         self._tokenizer = tokenizer
         self._model_id = model_id
         self._device = next(model.parameters()).device
-        self._vocab_size = int(model.config.vocab_size)
+        self._front_end = TextFrontEnd.for_model(model, tokenizer)
         self._half = half
         self._batch_forward = self._device.type == "cuda" if batch_forward is None else batch_forward
         self._cpu_decoder = None if self._device.type == "cuda" else cpu_decoder
@@ -138,12 +139,12 @@ class VitsSynthesizer(Synthesizer):
         try:
             model: Any = VitsModel.from_pretrained(str(source), dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(str(source))
-        except Exception as exc:
+        except Exception as exc:  # a missing file, a bad config, the hub unreachable: none is the job's fault
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(
-                f"TTS_MODEL={configured!r} could not be loaded ({type(exc).__name__}: {reason}). "
-                "Use a local directory made by `python -m tts_worker.prefetch`, or allow hub access.",
-                details={"tts_model": configured},
+                f"model {configured!r} could not be loaded ({type(exc).__name__}: {reason}). "
+                "Use a directory made by `python -m tts_worker.prefetch`, or allow hub access.",
+                details={"model_id": configured},
             ) from exc
         model = model.to(torch_device)
         cpu_decoder = None
@@ -213,6 +214,11 @@ class VitsSynthesizer(Synthesizer):
         return self._tokenizer
 
     @property
+    def front_end(self) -> TextFrontEnd:
+        """Romanization (for is_uroman tokenizers) and tokenization, as every item goes through them."""
+        return self._front_end
+
+    @property
     def half(self) -> torch.dtype | None:
         """The autocast dtype of flow and decoder, or None for float32."""
         return self._half
@@ -248,16 +254,12 @@ class VitsSynthesizer(Synthesizer):
         return "torch" if self._cpu_decoder is None else "onnxruntime"
 
     def token_ids(self, text: str) -> list[int] | None:
-        """The ids to feed the model, or None when the tokenizer keeps nothing of the text."""
-        ids = [int(i) for i in self._tokenizer(text)["input_ids"]]
-        # With add_blank the tokenizer puts id 0 between characters; only the odd positions carry text.
-        content = ids[1::2] if getattr(self._tokenizer, "add_blank", False) else ids
-        if not content:
-            return None
-        # A literal added token (e.g. "<unk>") may fall outside the embedding table: speak it as a blank.
-        return [i if 0 <= i < self._vocab_size else 0 for i in ids]
+        """The ids to feed the model (romanized first if the tokenizer says is_uroman), or None when the
+        tokenizer keeps nothing of the text."""
+        return self._front_end.token_ids(text)
 
-    def is_speakable(self, text: str) -> bool:
+    def is_speakable(self, text: str, model_id: str = "") -> bool:
+        """One model: `model_id` is not looked at (the registry routes by it)."""
         return self.token_ids(text) is not None
 
     def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:

@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tts_common.domain import content_disposition
 from tts_common.messages import AudioInfo
+from tts_common.voice import FORMATS, AudioFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +25,15 @@ class AudioStore:
         self._bucket = bucket
 
     def put_audio(self, info: AudioInfo, body: bytes, *, task_id: str) -> None:
-        """Write the WAV with its facts as object metadata, so a redelivered job can report them again."""
+        """Write the audio with its facts as object metadata, so a redelivered job can report them again."""
         self._s3.put_object(
             Bucket=self._bucket,
             Key=info.audio_key,
             Body=body,
-            ContentType="audio/wav",
+            ContentType=FORMATS[info.format].content_type,
             Metadata={
                 "task-id": task_id,
+                "format": str(info.format),
                 "sampling-rate": str(info.sampling_rate),
                 "duration-s": repr(info.duration_s),
                 "device": info.device,
@@ -51,6 +53,7 @@ class AudioStore:
             return AudioInfo(
                 audio_key=audio_key,
                 file_size=int(head["ContentLength"]),
+                format=AudioFormat(meta["format"]),
                 sampling_rate=int(meta["sampling-rate"]),
                 duration_s=float(meta["duration-s"]),
                 device=meta["device"],
@@ -67,14 +70,16 @@ class AudioStore:
         body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         return bytes(body).decode("utf-8")
 
-    def presign_download(self, audio_key: str, *, filename: str, expires_in_s: int) -> PresignedDownload:
+    def presign_download(
+        self, audio_key: str, *, filename: str, content_type: str, expires_in_s: int
+    ) -> PresignedDownload:
         url = self._s3.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self._bucket,
                 "Key": audio_key,
                 "ResponseContentDisposition": content_disposition(filename),
-                "ResponseContentType": "audio/wav",
+                "ResponseContentType": content_type,
             },
             ExpiresIn=expires_in_s,
         )

@@ -87,8 +87,8 @@ def records_for(
         task_id = UnicodeAttribute()
         status = UnicodeAttribute()
         dedupe_key = UnicodeAttribute()
-        language = UnicodeAttribute()
-        model_id = UnicodeAttribute()
+        # The task's VoiceSpec as JSON: the one place its voice is kept; jobs copy it from here.
+        voice = UnicodeAttribute()
         text_chars = NumberAttribute()
         text = UnicodeAttribute(null=True)
         text_key = UnicodeAttribute(null=True)
@@ -104,6 +104,7 @@ def records_for(
         pieces_total = NumberAttribute(default=0)
         audio_key = UnicodeAttribute(null=True)
         file_size = NumberAttribute(null=True)
+        audio_format = UnicodeAttribute(null=True)
         sampling_rate = NumberAttribute(null=True)
         duration_s = NumberAttribute(null=True)
         device = UnicodeAttribute(null=True)

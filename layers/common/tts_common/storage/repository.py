@@ -26,6 +26,7 @@ from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
 from tts_common.storage import schema
 from tts_common.storage.models import LIST_PK_VALUE, Records, claim_pk, stats_pk, stats_shard_for, task_pk
 from tts_common.task import Task, TaskPage, TaskStats
+from tts_common.voice import AudioFormat, VoiceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -325,6 +326,7 @@ class TaskRepository:
             actions += [
                 t.audio_key.set(a.audio_key),
                 t.file_size.set(a.file_size),
+                t.audio_format.set(str(a.format)),
                 t.sampling_rate.set(a.sampling_rate),
                 t.duration_s.set(a.duration_s),
                 t.device.set(a.device),
@@ -366,8 +368,7 @@ class TaskRepository:
             task_id=task.task_id,
             status=str(lc.status),
             dedupe_key=task.dedupe_key,
-            language=task.language,
-            model_id=task.model_id,
+            voice=task.voice.model_dump_json(),
             text_chars=task.text_chars,
             text=task.text,
             text_key=task.text_key,
@@ -381,11 +382,13 @@ class TaskRepository:
 
     @staticmethod
     def _from_record(r: Any) -> Task:
+        voice = VoiceSpec.model_validate_json(r.voice)
         audio = None
         if r.audio_key is not None and r.file_size is not None:
             audio = AudioInfo(
                 audio_key=r.audio_key,
                 file_size=int(r.file_size),
+                format=AudioFormat(r.audio_format) if r.audio_format else voice.format,
                 sampling_rate=int(r.sampling_rate or 0),
                 duration_s=float(r.duration_s or 0.0),
                 device=r.device or "",
@@ -409,8 +412,7 @@ class TaskRepository:
         return Task(
             task_id=r.task_id,
             dedupe_key=r.dedupe_key,
-            language=r.language,
-            model_id=r.model_id,
+            voice=voice,
             text_chars=int(r.text_chars),
             submitted_at=r.submitted_at,
             custom_filename=r.custom_filename,
