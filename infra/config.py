@@ -116,6 +116,12 @@ class DeploymentConfig:
     tts_max_batch: int = runtime_setting(WorkerSettings, "tts_max_batch", default=64)
     tts_max_wait_ms: int = runtime_setting(WorkerSettings, "tts_max_wait_ms", default=250)
     tts_dtype: Dtype = runtime_setting(WorkerSettings, "tts_dtype")  # noqa: RUF009 (returns a dataclasses.field)
+    # Languages whose models are baked into the worker image (empty: every served language); the others come
+    # from the model store (`make models LANGUAGES=...` fills it) on their first job.
+    image_languages: tuple[str, ...] = ()
+    model_store_prefix: str = runtime_setting(WorkerSettings, "tts_model_store_prefix")
+    # Models a worker keeps loaded at once (unset: the worker's default per device, 3 on a CPU, 32 on CUDA).
+    max_resident_models: int | None = runtime_setting(WorkerSettings, "tts_max_resident_models")
 
     # worker=lambda
     worker_memory_mb: int = 3008
@@ -123,6 +129,8 @@ class DeploymentConfig:
     worker_max_concurrency: int = 5
     worker_batch_size: int = 1
     worker_batch_window_s: int = 1
+    # /tmp holds the models downloaded from the store, with their ONNX exports (~300 MB each).
+    worker_ephemeral_storage_mb: int = 4096
 
     # worker=ecs
     ecs_instance_type: str = "g5.xlarge"
@@ -153,6 +161,13 @@ class DeploymentConfig:
             template=self.model_template,
             overrides=dict(parse_model_overrides(self.model_overrides)),
         )
+
+    @property
+    def image_model_ids(self) -> tuple[str, ...]:
+        """The model ids baked into the worker image (Dockerfile.inference's TTS_MODELS)."""
+        served = self.served_languages
+        languages = parse_languages(self.image_languages) if self.image_languages else served.codes
+        return tuple(served.model_id(code) for code in languages)
 
     @property
     def is_dev(self) -> bool:
@@ -241,6 +256,20 @@ class DeploymentConfig:
         )
         check(1 <= self.worker_batch_size <= 10_000, "worker_batch_size", "between 1 and 10000")
         check(0 <= self.worker_batch_window_s <= 300, "worker_batch_window_s", "between 0 and 300")
+        check(
+            512 <= self.worker_ephemeral_storage_mb <= 10_240,
+            "worker_ephemeral_storage_mb",
+            "between 512 and 10240 (Lambda's /tmp limits)",
+        )
+        if self.image_languages and not any(
+            p.startswith(("languages:", "model_overrides:")) for p in problems
+        ):
+            try:
+                extra = set(parse_languages(self.image_languages)) - set(parse_languages(self.languages))
+            except ValueError as exc:
+                check(False, "image_languages", str(exc))
+            else:
+                check(not extra, "image_languages", f"not served (languages): {', '.join(sorted(extra))}")
         check(
             self.worker_batch_size <= 10 or self.worker_batch_window_s > 0,
             "worker_batch_window_s",

@@ -42,9 +42,9 @@ SERVICE_OUTPUTS = (
 INFERENCE_DOCKERFILE = "Dockerfile.inference"
 LAMBDA_IMAGE_TARGET = "lambda-cpu"
 ECS_IMAGE_TARGET = "ecs-gpu"
-# Where the image keeps the model it fetched at build time (Dockerfile.inference's MODEL_DIR): the default
-# language's, built from its model id; the API puts that hub id into every task's voice and dedupe key.
-IMAGE_MODEL_DIR = "/opt/model"
+# Where the image keeps the models it saved at build time, one directory per model
+# (Dockerfile.inference's MODELS_DIR; the worker's TTS_IMAGE_MODELS_DIR).
+IMAGE_MODELS_DIR = "/opt/models"
 # Writable in both modes (Lambda: only /tmp): decoder exports the image lacks are written here at start-up.
 WORKER_CACHE_DIR = "/tmp/serverless-tts"
 

@@ -1171,7 +1171,7 @@ def build_worker(args: argparse.Namespace, config: Any, base: str, work: Path, r
 
     props = image_asset_props(config, repo_root=ROOT, target="lambda-cpu")
     build_args = dict(props["build_args"])
-    image = f"{WORKER_REPOSITORY}:{props['target']}-{slug(build_args.get('TTS_MODEL', 'default'))}"
+    image = f"{WORKER_REPOSITORY}:{props['target']}-{slug(build_args.get('TTS_MODELS', 'default'))}"
     with contextlib.ExitStack() as stack:
         if args.torch_index_url:
             index_url = args.torch_index_url

@@ -113,7 +113,13 @@ class EcsWorker(Construct):
             stop_timeout=STOP_TIMEOUT,
         )
         worker_logs.grant_write(self.task_definition.task_role)
-        grant_worker(self.task_definition.task_role, bucket=bucket, topic=topic, table=table)
+        grant_worker(
+            self.task_definition.task_role,
+            bucket=bucket,
+            topic=topic,
+            table=table,
+            model_store_prefix=config.model_store_prefix,
+        )
         jobs_queue.grant_consume_messages(self.task_definition.task_role)
 
         self.service = ecs.Ec2Service(

@@ -47,4 +47,13 @@ def worker_environment(config: DeploymentConfig, *, device: str) -> dict[str, st
         "VISIBILITY_TIMEOUT_S": str(config.jobs_visibility_timeout_s),
         "HF_HUB_OFFLINE": "1",
         "TTS_CACHE_DIR": constants.WORKER_CACHE_DIR,
+        "TTS_IMAGE_MODELS_DIR": constants.IMAGE_MODELS_DIR,
+        "TTS_MODEL_STORE_PREFIX": config.model_store_prefix,
+        # The default language's model is loaded and warmed at start; the others on their first job.
+        "TTS_PRELOAD_MODELS": config.served_languages.model_id(config.served_languages.default),
+        **(
+            {"TTS_MAX_RESIDENT_MODELS": str(config.max_resident_models)}
+            if config.max_resident_models is not None
+            else {}
+        ),
     }

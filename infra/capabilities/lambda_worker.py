@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Size
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -46,6 +46,7 @@ class LambdaWorker(Construct):
             architecture=ARCHITECTURE,
             memory_size=config.worker_memory_mb,
             timeout=Duration.seconds(config.worker_timeout_s),
+            ephemeral_storage_size=Size.mebibytes(config.worker_ephemeral_storage_mb),
             reserved_concurrent_executions=config.worker_reserved_concurrency,
             environment={**environment, **worker_environment(config, device="cpu")},
             tracing=lambda_.Tracing.ACTIVE,
@@ -63,4 +64,10 @@ class LambdaWorker(Construct):
                 max_concurrency=config.worker_max_concurrency,
             )
         )
-        grant_worker(self.function, bucket=bucket, topic=topic, table=table)
+        grant_worker(
+            self.function,
+            bucket=bucket,
+            topic=topic,
+            table=table,
+            model_store_prefix=config.model_store_prefix,
+        )

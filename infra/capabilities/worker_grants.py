@@ -12,7 +12,12 @@ from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX
 
 
 def grant_worker(
-    grantee: iam.IGrantable, *, bucket: s3.IBucket, topic: sns.ITopic, table: dynamodb.ITable
+    grantee: iam.IGrantable,
+    *,
+    bucket: s3.IBucket,
+    topic: sns.ITopic,
+    table: dynamodb.ITable,
+    model_store_prefix: str,
 ) -> None:
     # s3:GetObject also allows HeadObject, which finds audio a retried job already wrote.
     grant_objects(
@@ -28,6 +33,13 @@ def grant_worker(
         prefix=INPUTS_PREFIX,
         actions=["s3:GetObject"],
         why="the worker reads input texts too large for the job message",
+    )
+    grant_objects(
+        grantee,
+        bucket,
+        prefix=model_store_prefix,
+        actions=["s3:GetObject"],
+        why="the worker downloads the models its image lacks from the model store",
     )
     # Without ListBucket, HeadObject on a missing key answers 403 instead of 404.
     allow(grantee, ["s3:ListBucket"], [bucket.bucket_arn])

@@ -23,6 +23,6 @@ def image_asset_props(config: DeploymentConfig, *, repo_root: Path, target: str)
         "target": target,
         # GPU instances and the Lambda function are x86_64, whatever machine builds the image.
         "platform": ecr_assets.Platform.LINUX_AMD64,
-        # The default language's model is baked in (Dockerfile.inference's TTS_MODEL build argument).
-        "build_args": {"TTS_MODEL": config.served_languages.model_id(config.served_languages.default)},
+        # The image languages' models are baked in (Dockerfile.inference's TTS_MODELS build argument).
+        "build_args": {"TTS_MODELS": ",".join(config.image_model_ids)},
     }

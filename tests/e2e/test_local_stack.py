@@ -39,7 +39,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("stack") / "stack.log"
     env = {
         **os.environ,
-        "TTS_MODEL_OVERRIDES": "fin=tiny-random",
         "TTS_CACHE_DIR": str(tmp_path_factory.mktemp("models")),
         "API_PORT": str(api_port),
         "MOTO_PORT": str(moto_port),
@@ -185,3 +184,67 @@ def test_list_pages_newest_first(stack: str) -> None:
         assert submitted == sorted(submitted, reverse=True)
         stats = client.get("/api/v1/tts/stats").json()
         assert stats["counts"]["done"] >= 21
+
+
+def _fetch(client: httpx.Client, conversion_id: str) -> tuple[bytes, dict]:
+    task = _wait_done(client, conversion_id, timeout_s=60)
+    assert task["status"] == "done", task
+    link = client.get(f"/api/v1/tts/{conversion_id}/download").json()
+    return httpx.get(link["url"], timeout=30).content, task
+
+
+def test_three_languages_from_the_model_store_each_in_its_own_format_and_rate(stack: str) -> None:
+    # Given the stack's three languages, served out of the model store on moto
+    cases = [
+        ("fin", "wav", 24000, "Hyvää huomenta, tämä on testi."),
+        ("eng", "ogg_opus", 48000, "Good morning, this is a test."),
+        ("swh", "mp3", 22050, "Habari ya asubuhi, hii ni jaribio."),
+    ]
+    with httpx.Client(base_url=stack, timeout=30) as client:
+        voices = client.get("/api/v1/voices").json()
+        assert {v["code"] for v in voices["languages"]} == {"fin", "eng", "swh"}
+        ids = [
+            _submit(client, text, language=code, format=fmt, sample_rate=rate).json()["conversion_id"]
+            for code, fmt, rate, text in cases
+        ]
+        # Then each decodes at the rate asked for
+        for conversion_id, (_, fmt, rate, _) in zip(ids, cases, strict=True):
+            audio, task = _fetch(client, conversion_id)
+            data, decoded_rate = sf.read(io.BytesIO(audio), dtype="float32")
+            assert decoded_rate == rate == task["sampling_rate"], fmt
+            assert len(data) > rate // 10, fmt
+
+
+def test_speed_halves_the_duration_and_formats_carry_the_same_samples(stack: str) -> None:
+    text = "Nopeus muuttaa puheen kestoa, mutta ei sen sisältöä."
+    with httpx.Client(base_url=stack, timeout=30) as client:
+        normal = _submit(client, text, speed=1.0).json()["conversion_id"]
+        fast = _submit(client, text, speed=2.0).json()["conversion_id"]
+        flac = _submit(client, text, speed=1.0, format="flac").json()["conversion_id"]
+        normal_audio, normal_task = _fetch(client, normal)
+        _, fast_task = _fetch(client, fast)
+        flac_audio, _ = _fetch(client, flac)
+    # VITS rounds each token's duration up to whole frames, so speed 2 gives half the frames plus at most one
+    # frame per token (the tiny model's tokens are short, which makes that rounding visible): with add_blank
+    # a text has at most 2 x chars + 1 tokens, and a frame is 256 samples at 16 kHz.
+    half = normal_task["duration_s"] / 2
+    rounding = (2 * len(text) + 1) * 256 / 16000
+    assert half - 256 / 16000 <= fast_task["duration_s"] <= half + rounding
+    assert fast_task["duration_s"] < normal_task["duration_s"] * 0.75
+    wav_samples, _ = sf.read(io.BytesIO(normal_audio), dtype="int16")
+    flac_samples, _ = sf.read(io.BytesIO(flac_audio), dtype="int16")
+    assert (wav_samples == flac_samples).all()
+
+
+@pytest.mark.parametrize(
+    ("payload", "loc"),
+    [
+        ({"language": "deu"}, "language"),
+        ({"format": "ogg_opus", "sample_rate": 22050}, "sample_rate"),
+    ],
+)
+def test_an_unserved_language_or_an_impossible_rate_is_422(stack: str, payload: dict, loc: str) -> None:
+    with httpx.Client(base_url=stack, timeout=30) as client:
+        response = _submit(client, "Hei.", **payload)
+    assert response.status_code == 422, response.text
+    assert loc in response.text

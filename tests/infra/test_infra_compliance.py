@@ -91,7 +91,8 @@ def test_wildcard_acknowledgments_name_the_exact_resource(lambda_app: Assembly) 
     assert "AwsSolutions-IAM5[Resource::*]" in iam5  # X-Ray only
     scoped = iam5 - {"AwsSolutions-IAM5[Resource::*]"}
     assert scoped
-    assert all(ack.endswith(("/audio/*]", "/inputs/*]", "/index/*]")) for ack in scoped), scoped
+    prefixes = ("/audio/*]", "/inputs/*]", f"/{lambda_app.config.model_store_prefix}*]", "/index/*]")
+    assert all(ack.endswith(prefixes) for ack in scoped), scoped
 
 
 def test_an_unacknowledged_finding_fails_synthesis(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -156,20 +156,20 @@ def test_model_is_baked_in_and_the_hub_is_off_at_run_time(
     dockerfile: tuple[dict[str, str], dict[str, Stage]],
 ) -> None:
     global_args, stages = dockerfile
-    served = DeploymentConfig().served_languages
-    assert global_args["TTS_MODEL"] == served.model_id(served.default)
-    assert global_args["MODEL_DIR"] == constants.IMAGE_MODEL_DIR
+    assert global_args["TTS_MODELS"] == ",".join(DeploymentConfig().image_model_ids)
+    assert global_args["MODELS_DIR"] == constants.IMAGE_MODELS_DIR
     assert (WORKER_SRC / "tts_worker" / "prefetch.py").is_file()
     for target in (constants.LAMBDA_IMAGE_TARGET, constants.ECS_IMAGE_TARGET):
         stage = stages[target]
         runs = " ".join(stage.all("RUN"))
-        assert 'python -m tts_worker.prefetch "${MODEL_DIR}" --model "${TTS_MODEL}"' in runs
+        assert 'python -m tts_worker.prefetch "${MODELS_DIR}" --models "${TTS_MODELS}"' in runs
         # Built as root, run as another user (Lambda's, ECS's 10001); safetensors writes 0600 files.
         prefetch_run = next(r for r in stage.all("RUN") if "tts_worker.prefetch" in r)
-        assert prefetch_run.endswith('chmod -R a+rX "${MODEL_DIR}"'), target
+        assert prefetch_run.endswith('chmod -R a+rX "${MODELS_DIR}"'), target
         env = " ".join(stage.all("ENV"))
         assert "HF_HUB_OFFLINE=1" in env
-        assert "TTS_MODEL=${MODEL_DIR}" in env
+        # The worker's registry looks there first, by model_dir_name(model_id).
+        assert "TTS_IMAGE_MODELS_DIR=${MODELS_DIR}" in env
 
 
 def test_torch_is_the_pinned_version_cpu_only_for_lambda(

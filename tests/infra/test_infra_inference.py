@@ -76,7 +76,9 @@ def test_lambda_worker_is_the_cpu_image_with_its_limits(lambda_app: Assembly) ->
     source = next(iter(images.values()))["source"]
     assert source["dockerFile"] == constants.INFERENCE_DOCKERFILE
     assert source["platform"] == "linux/amd64"
-    assert source["dockerBuildArgs"] == {"TTS_MODEL": "facebook/mms-tts-fin"}  # the default language's
+    # Every served language's model is baked in by default (image_languages)
+    assert source["dockerBuildArgs"] == {"TTS_MODELS": ",".join(lambda_app.config.image_model_ids)}
+    assert lambda_app.config.image_model_ids == ("facebook/mms-tts-fin",)
 
 
 def test_lambda_worker_environment_matches_the_queue(lambda_app: Assembly) -> None:
@@ -87,6 +89,12 @@ def test_lambda_worker_environment_matches_the_queue(lambda_app: Assembly) -> No
     assert env["TTS_DEVICE"] == "cpu"
     assert env["HF_HUB_OFFLINE"] == "1"
     assert "TTS_MODEL" not in env  # each job names its model (its voice's model_id)
+    # The image's models, then the store; the default language's model warmed at start; room in /tmp.
+    assert env["TTS_IMAGE_MODELS_DIR"] == constants.IMAGE_MODELS_DIR
+    assert env["TTS_MODEL_STORE_PREFIX"] == lambda_app.config.model_store_prefix
+    assert env["TTS_PRELOAD_MODELS"] == "facebook/mms-tts-fin"
+    props = worker_function(lambda_app)["Properties"]
+    assert props["EphemeralStorage"]["Size"] == lambda_app.config.worker_ephemeral_storage_mb
     assert {"TTS_DTYPE", "TTS_MAX_BATCH", "TTS_MAX_WAIT_MS", "JOBS_QUEUE_URL", "EVENTS_TOPIC_ARN"} <= set(env)
 
 
@@ -131,6 +139,7 @@ def test_worker_role_reads_inputs_writes_audio_and_publishes(lambda_app: Assembl
     assert "/audio/*" in resources_by_action["s3:PutObject"]
     assert "/inputs/*" not in resources_by_action["s3:PutObject"]
     assert "/inputs/*" in resources_by_action["s3:GetObject"]
+    assert f"/{lambda_app.config.model_store_prefix}*" in resources_by_action["s3:GetObject"]
     assert "sns:Publish" in resources_by_action
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= set(
         resources_by_action
