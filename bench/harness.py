@@ -29,7 +29,7 @@ from tts_worker.batching import Piece, plan_groups
 from tts_worker.core import CoreConfig, WorkerCore
 from tts_worker.ports import QueueMessage
 from tts_worker.runtime import IO_WORKERS
-from tts_worker.synthesizer.base import SynthesisItem
+from tts_worker.synthesizer.base import SynthesisItem, Synthesizer
 from tts_worker.synthesizer.vits import DECODE_CHUNK_FRAMES, VitsSynthesizer
 from tts_worker.synthesizer.vits_forward import Decode, ForwardItem, _decode, _decode_in_chunks
 from tts_worker.text_split import split_text
@@ -56,8 +56,10 @@ class Job:
         return QueueMessage(message_id=f"m-{self.task_id}", body=self.job.model_dump_json())
 
 
-def make_jobs(texts: Sequence[str], *, prefix: str, model_id: str, max_piece_chars: int = 400) -> list[Job]:
-    voice = VoiceSpec(language="fin", model_id=model_id, max_piece_chars=max_piece_chars)
+def make_jobs(
+    texts: Sequence[str], *, prefix: str, model_id: str, max_piece_chars: int = 400, language: str = "fin"
+) -> list[Job]:
+    voice = VoiceSpec(language=language, model_id=model_id, max_piece_chars=max_piece_chars)
     jobs = []
     for n, text in enumerate(texts):
         task_id = f"{prefix}-{n}"
@@ -230,8 +232,9 @@ class _EveryTask:
         return True
 
 
-def worker(synthesizer: VitsSynthesizer, jobs: Sequence[Job], *, max_batch: int) -> Run:
-    """The worker core, jobs in and WAV bytes out, in batches of `max_batch` messages."""
+def worker(synthesizer: Synthesizer, jobs: Sequence[Job], *, max_batch: int) -> Run:
+    """The worker core, jobs in and WAV bytes out, in batches of `max_batch` messages. Any Synthesizer: a
+    VitsSynthesizer, or the model registry (bench.models)."""
     store: list[_TimedStore] = []
 
     def body(clock: Callable[[], float]) -> list[float]:

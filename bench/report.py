@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.harness import Machine, Run
+from bench.models import FIRST_TEXT, SOURCES, ModelResults
 from tts_worker.synthesizer.vits import DECODE_CHUNK_FRAMES, ONNX_DECODE_CHUNK_FRAMES
 
 # Prices (us-east-1, 2026): Lambda per GB-second, GPU instances on demand per hour, Polly per 1M characters.
@@ -51,6 +52,7 @@ class Results:
     decoder_runtime: str = "torch"  # where the worker's lone items were decoded
     runtimes: list[tuple[str, Run]] = field(default_factory=list)  # worker on short texts, per runtime
     runtime_difference: float | None = None  # largest sample difference between the two runtimes' audio
+    models: ModelResults | None = None  # model switches and mixed-language bursts (bench.models)
 
     def mixed(self, path: str) -> Run:
         runs = [self.runs[c][path] for c in CATEGORIES if c in self.runs]
@@ -356,6 +358,8 @@ def render(results: Results, plot_name: str) -> str:
     add("")
     add(f"![throughput against batch size and text length]({plot_name})")
     add("")
+    lines.extend(models_block(getattr(results, "models", None)))  # pickles from before bench.models lack it
+    add("")
     _choices(results, add)
     _costs(results, add)
     _notes(results, add)
@@ -558,11 +562,185 @@ def _notes(results: Results, emit: Callable[[str], None]) -> None:
 
 
 def write(results: Results, *, document: Path, image: Path) -> None:
+    """The whole document. A run without the models part keeps the section the document has, if any."""
     plot(results, image)
+    text = render(results, image.name)
+    if getattr(results, "models", None) is None and document.is_file():
+        kept = _models_block_of(document.read_text(encoding="utf-8"))
+        if kept is not None:
+            text = splice_models(text, kept)
     document.parent.mkdir(parents=True, exist_ok=True)
-    document.write_text(render(results, image.name), encoding="utf-8")
+    document.write_text(text, encoding="utf-8")
+
+
+def write_models(models: ModelResults, *, document: Path) -> None:
+    """Only the models section of `document`, the rest left as it is (`python -m bench.run --models-only`)."""
+    block = "\n".join(models_block(models))
+    if document.is_file():
+        text = splice_models(document.read_text(encoding="utf-8"), block)
+    else:
+        text = f"# Benchmarks\n\n{block}\n"
+    document.parent.mkdir(parents=True, exist_ok=True)
+    document.write_text(text, encoding="utf-8")
 
 
 def summary(results: Results) -> Sequence[str]:
     """The main table, for stdout."""
     return _table(results)
+
+
+# -- many models (bench.models) ------------------------------------------------------------------------------
+
+MODELS_BEGIN = "<!-- bench.models: written by `python -m bench.run` or `--models-only` -->"
+MODELS_END = "<!-- /bench.models -->"
+MODELS_HEADING = "## Many models: switches and mixed-language bursts"
+# Where a document without the section gets it: before the first of these headings, else at the end.
+_MODELS_BEFORE = ("## How the worker runs", "## Cost per million characters", "## What is measured")
+
+
+def _models_block_of(text: str) -> str | None:
+    start = text.find(MODELS_BEGIN)
+    end = text.find(MODELS_END, start)
+    if start < 0 or end < 0:
+        return None
+    return text[start : end + len(MODELS_END)]
+
+
+def splice_models(text: str, block: str) -> str:
+    """`text` with its models block replaced by `block`, or `block` put in its place when it has none."""
+    old = _models_block_of(text)
+    if old is not None:
+        return text.replace(old, block, 1)
+    for heading in _MODELS_BEFORE:
+        at = text.find(f"\n{heading}")
+        if at >= 0:
+            return f"{text[: at + 1]}{block}\n\n{text[at + 1 :]}"
+    return f"{text.rstrip()}\n\n{block}\n"
+
+
+def models_block(models: ModelResults | None) -> list[str]:
+    """The section between its markers; a pointer to the command when this run did not measure it."""
+    lines = [MODELS_BEGIN, MODELS_HEADING, ""]
+    if models is None:
+        lines.append(
+            "Not measured yet: `python -m bench.run --models-only` measures it and writes this section."
+        )
+    else:
+        _models(models, lines.append)
+    lines.append(MODELS_END)
+    return lines
+
+
+def _models(models: ModelResults, emit: Callable[[str], None]) -> None:
+    m = models.machine
+    ids = ", ".join(f"`{name}`" for name in models.model_ids)
+    count = len(next(iter(models.switches.values()), []))
+    emit(
+        f"Measured {models.measured_at} by `{models.command}`"
+        + (" (quick: few switches, short texts)" if models.quick else "")
+        + f" on {m.cpu}, {m.cores} usable cores, torch threads {m.threads}; load average (1, 5, 15 min) "
+        f"before {', '.join(f'{x:.2f}' for x in m.load_before)}, after "
+        f"{', '.join(f'{x:.2f}' for x in m.load_after)}. Wall time {models.elapsed_s / 60:.1f} min, of which "
+        f"{models.prepare_s / 60:.1f} min generating the models, exporting their decoders and uploading them "
+        "(untimed: the image build and `prefetch --to-store` pay it)."
+    )
+    emit("")
+    emit(
+        f"Models: {ids}, the full MMS architecture ({models.parameters_m:.1f}M parameters each, random "
+        "weights seeded from the language, so each language's model is a distinct set of weights). Each "
+        f"saved directory (weights, tokenizer, `onnx/` decoder export) is {models.model_mb:,.0f} MB. They "
+        "are saved by `tts_worker.prefetch.to_store`: into a directory laid out as `prefetch TARGET "
+        "--models ...` writes the image's models (TTS_IMAGE_MODELS_DIR), and uploaded from it to a model "
+        "store on moto (`moto.server.ThreadedMotoServer` on 127.0.0.1, one bucket). The worker's own "
+        "ModelRegistry and VitsModelLoader (CPU, float32, decoder on ONNX Runtime) make them resident."
+    )
+    emit("")
+    emit("### Model switch")
+    emit("")
+    emit(
+        "A registry with room for one model (TTS_MAX_RESIDENT_MODELS=1) holds one language's model; the next "
+        "language's model is made resident, evicting it. Cycling through the languages, "
+        f"{count} switches per source, medians. *Download*: the locator's lookup (from the image: a stat; "
+        "from the store: its manifest and a GetObject per file into a cache directory made fresh for each "
+        "switch, so each one really downloads). *Load*: `from_pretrained` of weights and tokenizer plus "
+        "the ONNX Runtime decoder session over the export, checked against the eager decoder as every "
+        "load does. "
+        "*Evict*: dropping the previous model (`gc.collect`). *First synthesis*: one short sentence "
+        f'("{FIRST_TEXT}", as the cold start\'s); the warm column is the same sentence again.'
+    )
+    emit("")
+    emit(
+        "| source | download (s) | load (s) | evict (s) | first synthesis (s) | **total (s)** | "
+        "warm synthesis (s) | download MB/s |"
+    )
+    emit("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for source, found in models.switches.items():
+        if not found:
+            continue
+        download = models.median(source, "download_s")
+        rate = f"{models.model_mb / download:,.0f}" if source == "store" and download > 0 else ""
+        emit(
+            f"| {SOURCES.get(source, source)} | {_f(download, 2)} | "
+            f"{_f(models.median(source, 'load_s'), 2)} | "
+            f"{_f(models.median(source, 'evict_s'), 2)} | {_f(models.median(source, 'first_s'), 2)} | "
+            f"**{_f(models.median(source, 'total_s'), 2)}** | {_f(models.median(source, 'warm_s'), 2)} | "
+            f"{rate} |"
+        )
+    emit("")
+    for source, found in models.switches.items():
+        emit(
+            f"- Every switch's total, {source}: "
+            + ", ".join(f"{s.model_id.rsplit('-', 1)[-1]} {s.total_s:.2f} s" for s in found)
+            + "."
+        )
+    emit(
+        "- The image directory here was written just before it was read, so its files come from the page "
+        "cache; a fresh Lambda or ECS task reading its image layers for the first time pays the disk (or the "
+        "lazy image pull) on top. The store is moto over loopback: no S3 latency or bandwidth limit, so its "
+        "download column is a floor for S3 in the same region."
+    )
+    emit("")
+    emit("### Mixed-language burst")
+    emit("")
+    texts_count, size = models.burst_texts
+    base = models.baseline
+    emit(
+        f"The same {texts_count} Finnish texts of ~{size} characters as one burst through the worker core "
+        "(`WorkerCore.process_batch` with in-memory ports, as in the tables above), spoken by one language's "
+        f"model, then with the {len(models.languages)} languages interleaved (job n in language n mod "
+        f"{len(models.languages)}). Each registry starts with its models loaded and warmed up (room for one: "
+        "the first language's); a model the burst needs that is not resident is loaded from the image "
+        "directory during the burst, and its load counts in the figures. The core groups a batch's pieces by "
+        "model first, so a batch of TTS_MAX_BATCH interleaved jobs switches at most once per model, not once "
+        "per job; one job per batch (the last row) is the worst case, a switch for every job."
+    )
+    emit("")
+    emit(
+        "| burst | TTS_MAX_BATCH | models loaded during it | chars/s | audio s per wall s | "
+        "p50 job latency (s) | p95 job latency (s) | peak RSS (MB) | vs one language |"
+    )
+    emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for burst in models.bursts:
+        run = burst.run
+        emit(
+            f"| {burst.label} | {burst.max_batch} | {burst.loads} | {_f(run.chars_per_s)} | "
+            f"{_f(run.audio_per_wall, 2)} | {_f(run.latency(0.5), 2)} | {_f(run.latency(0.95), 2)} | "
+            f"{_f(run.peak_rss_mb, 0)} | "
+            + ("1.00x |" if burst is base else f"**{run.chars_per_s / base.run.chars_per_s:.2f}x** |")
+        )
+    emit("")
+    for burst in models.bursts:
+        if burst.loads and burst is not base:
+            more = burst.run.wall_s - base.run.wall_s
+            emit(
+                f"- {burst.label} (TTS_MAX_BATCH {burst.max_batch}): {more:+.1f} s of wall time against one "
+                f"language, {more / burst.loads:.2f} s per model loaded during the burst."
+            )
+    emit(
+        "- With room for every language in the mix no model loads during the burst; what that room costs is "
+        "memory, in the peak RSS column (tts_worker/runtime.py measured about 205 MiB per resident model "
+        "with its ONNX decoder session). With room for fewer, a batch pays a switch (the table above) for "
+        "each model it needs that is not resident. On a CPU the pieces run one at a time whatever "
+        "TTS_MAX_BATCH is, so the one-job-per-batch row differs from the others only by its switches."
+    )
+    emit("")

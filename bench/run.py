@@ -1,10 +1,13 @@
 """`make bench`: the seed-style path and the worker side by side on the same Finnish texts.
 
-    python -m bench.run [--quick] [--rounds N] [--model mms-random] [--device auto|cpu|cuda]
+    python -m bench.run [--quick] [--rounds N] [--model mms-random] [--device auto|cpu|cuda] [--no-models]
+    python -m bench.run --models-only [--quick]
 
 Prints the main table and writes docs/BENCHMARKS.md and docs/bench_throughput.png (on CUDA, when torch sees
 a GPU: docs/BENCHMARKS_CUDA.md and docs/bench_throughput_cuda.png). About 6 minutes on a 2-core CPU, 2 with
---quick.
+--quick. On a CPU it ends with the many-models part (bench/models.py: model switches from the image directory
+and from a model store on moto, mixed-language bursts; a few minutes more), which `--models-only` runs alone,
+rewriting only that section of docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from typing import get_args
 
 import torch
 
-from bench import harness, texts
+from bench import harness, models, texts
 from bench.harness import Run, make_jobs, median_run
-from bench.report import CATEGORIES, Results, summary, write
+from bench.report import CATEGORIES, Results, models_block, summary, write, write_models
 from tts_common.settings import Device, Dtype
 from tts_worker.synthesizer.vits import VitsSynthesizer
 from tts_worker.text_split import split_text
@@ -36,6 +39,7 @@ OUTPUTS = {
     "cuda": (ROOT / "docs" / "BENCHMARKS_CUDA.md", ROOT / "docs" / "bench_throughput_cuda.png"),
 }
 SAVED = ROOT / ".cache" / "bench_results.pickle"
+SAVED_MODELS = ROOT / ".cache" / "bench_models.pickle"
 
 # (characters per text, texts) per set: modest on a CPU, enough to fill batches on a GPU.
 CPU_SETS = {"short": (60, 6), "medium": (240, 3), "long": (1000, 1)}
@@ -181,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=None, help="TTS_MAX_BATCH (default 16 CPU, 64 CUDA)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     parser.add_argument(
+        "--models-only",
+        action="store_true",
+        help="only the many-models part (switches, mixed-language bursts): its section of BENCHMARKS.md",
+    )
+    parser.add_argument(
+        "--no-models", action="store_true", help="skip the many-models part (its section is kept as it is)"
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help=f"rewrite docs/ from the last run's {SAVED.name}"
     )
     args = parser.parse_args(argv)
@@ -191,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         write(results, document=document, image=image)
         print("\n".join(summary(results)))
         return 0
+    command = " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])])
+    if args.models_only:
+        return models_only(command, quick=args.quick, write_docs=not args.no_write)
     started = time.perf_counter()
 
     from tts_worker import prefetch
@@ -216,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         device=device,
         compute_dtype=str(synthesizer.half or torch.float32).replace("torch.", ""),
         decoder_runtime=synthesizer.decoder_runtime,
-        command=" ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
+        command=command,
         quick=args.quick,
         max_batch=args.max_batch or (64 if device == "cuda" else 16),
         rounds=args.rounds or (3 if device == "cuda" else 1),
@@ -230,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cpu_sweeps(synthesizer, results, args.quick)
     machine.load_after = os.getloadavg()
+    if device == "cpu" and not args.no_models:
+        del synthesizer  # the registries load their own models
+        log("many models: switches and mixed-language bursts")
+        results.models = models.measure(command=command, quick=args.quick, max_batch=results.max_batch)
     results.elapsed_s = time.perf_counter() - started
 
     print("\n".join(summary(results)))
@@ -241,6 +260,20 @@ def main(argv: list[str] | None = None) -> int:
         document, image = OUTPUTS[device]
         write(results, document=document, image=image)
         print(f"wrote {document.relative_to(ROOT)} and {image.relative_to(ROOT)}")
+    return 0
+
+
+def models_only(command: str, *, quick: bool, write_docs: bool) -> int:
+    """The many-models part alone (on the CPU), into its section of docs/BENCHMARKS.md."""
+    found = models.measure(command=command, quick=quick)
+    document = OUTPUTS["cpu"][0]
+    if write_docs:
+        SAVED_MODELS.parent.mkdir(parents=True, exist_ok=True)
+        SAVED_MODELS.write_bytes(pickle.dumps(found))
+        write_models(found, document=document)
+        print(f"wrote the models section of {document.relative_to(ROOT)}")
+    else:
+        print("\n".join(models_block(found)))
     return 0
 
 
