@@ -907,6 +907,20 @@ def log_records(text: str, message: str) -> list[dict[str, Any]]:
     return found
 
 
+def model_load(logs: str) -> dict[str, Any] | None:
+    """The registry's load and warm-up times of the first model, from the worker's own log lines."""
+    loaded = log_records(logs, "model loaded into the registry")
+    warmed = log_records(logs, "model warmed up")
+    if not loaded:
+        return None
+    return {
+        "model_id": loaded[0].get("model_id"),
+        "source": loaded[0].get("source"),
+        "load_s": loaded[0].get("load_s"),
+        "warm_up_s": warmed[0].get("warm_up_s") if warmed else None,
+    }
+
+
 def lambda_environment(aws: Aws, api: RuntimeApi, xray: XRaySink) -> dict[str, str]:
     """The function's environment (the CDK app's) plus what Lambda itself sets in an execution environment."""
     return {
@@ -988,7 +1002,7 @@ def lambda_step(image: str, aws: Aws, containers: Containers, work: Path) -> dic
             raise
         logs = save_logs(name, log_path)
         docker("rm", "-f", name, check=False)
-    ready = log_records(logs, "synthesizer ready")
+    ready = model_load(logs)
     decoder = log_records(logs, "decoder on ONNX Runtime")
     if not decoder:
         warnings.append("lambda: no 'decoder on ONNX Runtime' in the log: the CPU decoder runs on torch")
@@ -1005,9 +1019,7 @@ def lambda_step(image: str, aws: Aws, containers: Containers, work: Path) -> dic
     return {
         "init_s": round(init_s, 3),
         "invocations": invocations,
-        "model_load": {k: ready[0].get(k) for k in ("load_s", "warm_up_s", "torch_threads")}
-        if ready
-        else None,
+        "model_load": ready,
         "decoder": decoder[0].get("path") if decoder else None,
         "tmp_files": listing,
         "xray_segments": len(xray.segments),
@@ -1070,13 +1082,11 @@ def ecs_step(image: str, aws: Aws, containers: Containers, work: Path) -> dict[s
     docker("rm", "-f", name, check=False)
     for warning in warnings:
         say(f"  WARNING {warning}")
-    ready = log_records(logs, "synthesizer ready")
+    ready = model_load(logs)
     return {
         "start_and_first_job_s": round(first_job_s, 3),
         "stop_s": round(stop_s, 1),
-        "model_load": {k: ready[0].get(k) for k in ("load_s", "warm_up_s", "torch_threads")}
-        if ready
-        else None,
+        "model_load": ready,
         **outcome,
         "warnings": warnings,
         "log": str(log_path),

@@ -27,7 +27,9 @@ from tts_worker.core import WorkerCore
 from tts_worker.failures import Disposition
 from tts_worker.runtime import build_core
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: run as `python -m tts_worker.ecs_loop` it would be `__main__`, which the entry point
+# never configures, and its start and stop lines would be lost.
+logger = logging.getLogger("tts_worker.ecs_loop")
 
 _RECEIVE_ERROR_BACKOFF_S = 5.0
 _SQS_MAX_MESSAGES = 10
