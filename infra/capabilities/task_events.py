@@ -53,36 +53,43 @@ class TaskEvents(Construct):
             # A job older than the queue's retention is gone: its task can only fail.
             "QUEUED_STALE_AFTER_S": str(int(QUEUE_RETENTION.to_seconds())),
         }
-        self.consumer = service_function(
-            self,
-            "Consumer",
-            code=code,
-            handler=constants.TASK_EVENTS_HANDLER,
-            layers=layers,
-            environment=env,
-            timeout=CONSUMER_TIMEOUT,
-            memory_size=MEMORY_MB,
-            log_retention_days=config.log_retention_days,
-            description="Applies lifecycle events to Task records",
-        )
-        self.consumer.add_event_source(
-            sources.SqsEventSource(
-                events_queue,
-                batch_size=CONSUMER_BATCH_SIZE,
-                report_batch_item_failures=True,
+
+        def function(
+            construct_id: str, handler: str, timeout: Duration, description: str
+        ) -> lambda_.Function:
+            return service_function(
+                self,
+                construct_id,
+                code=code,
+                handler=handler,
+                layers=layers,
+                environment=env,
+                timeout=timeout,
+                memory_size=MEMORY_MB,
+                log_retention_days=config.log_retention_days,
+                description=description,
             )
+
+        def consuming(fn: lambda_.Function, queue: sqs.IQueue) -> lambda_.Function:
+            fn.add_event_source(
+                sources.SqsEventSource(queue, batch_size=CONSUMER_BATCH_SIZE, report_batch_item_failures=True)
+            )
+            return fn
+
+        self.consumer = consuming(
+            new_function(
+                "Consumer",
+                constants.TASK_EVENTS_HANDLER,
+                CONSUMER_TIMEOUT,
+                "Applies lifecycle events to Task records",
+            ),
+            events_queue,
         )
-        self.sweeper = service_function(
-            self,
+        self.sweeper = new_function(
             "Sweeper",
-            code=code,
-            handler=constants.SWEEP_HANDLER,
-            layers=layers,
-            environment=env,
-            timeout=SWEEPER_TIMEOUT,
-            memory_size=MEMORY_MB,
-            log_retention_days=config.log_retention_days,
-            description="Re-enqueues half-submitted tasks and fails stuck ones",
+            constants.SWEEP_HANDLER,
+            SWEEPER_TIMEOUT,
+            "Re-enqueues half-submitted tasks and fails stuck ones",
         )
         # The next run comes in minutes; a retried run would only overlap it.
         self.sweeper.configure_async_invoke(retry_attempts=0)
@@ -93,22 +100,14 @@ class TaskEvents(Construct):
             schedule=events.Schedule.rate(Duration.minutes(constants.SWEEP_EVERY_MINUTES)),
             targets=[targets.LambdaFunction(self.sweeper)],
         )
-        self.dead_letters = service_function(
-            self,
-            "DeadLetters",
-            code=code,
-            handler=constants.DEAD_LETTER_HANDLER,
-            layers=layers,
-            environment=env,
-            timeout=CONSUMER_TIMEOUT,
-            memory_size=MEMORY_MB,
-            log_retention_days=config.log_retention_days,
-            description="Fails the task of every job that reaches the jobs DLQ (dead_lettered)",
-        )
-        self.dead_letters.add_event_source(
-            sources.SqsEventSource(
-                jobs_dead_letter_queue, batch_size=CONSUMER_BATCH_SIZE, report_batch_item_failures=True
-            )
+        self.dead_letters = consuming(
+            new_function(
+                "DeadLetters",
+                constants.DEAD_LETTER_HANDLER,
+                CONSUMER_TIMEOUT,
+                "Fails the task of every job that reaches the jobs DLQ (dead_lettered)",
+            ),
+            jobs_dead_letter_queue,
         )
         grant_task_reads(self.dead_letters, table)
         topic.grant_publish(self.dead_letters)

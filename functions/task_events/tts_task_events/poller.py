@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
@@ -11,7 +12,7 @@ from pydantic import Field
 
 from tts_common.adapters.aws import client
 from tts_common.adapters.events import EventPublisher
-from tts_common.adapters.sqs import JobQueue
+from tts_common.adapters.sqs import JobQueue, ReceivedMessage
 from tts_common.settings import TaskEventsSettings, load_settings
 from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
@@ -22,26 +23,37 @@ from tts_task_events.sweeper import policy_from, sweep
 logger = Logger(service="tts-task-events")
 
 
-def apply_round(*, events_queue: JobQueue, repository: TaskRepository, wait_s: int) -> int:
-    """Receive one batch of lifecycle messages, apply them, delete what was applied; returns how many."""
-    messages = events_queue.receive(max_messages=10, wait_s=wait_s)
+def _consume_round(
+    *, queue: JobQueue, handle: Callable[[ReceivedMessage], None], wait_s: int, what: str
+) -> int:
+    """Receive one batch, handle each message, delete what was handled; returns how many. A message whose
+    handling raised stays, for the visibility timeout and then the queue's DLQ."""
     done = []
-    for message in messages:
+    for message in queue.receive(max_messages=10, wait_s=wait_s):
         try:
-            applied = apply_message(body=message.body, repository=repository)
-        except Exception:  # left to the visibility timeout, then the DLQ
-            logger.exception("lifecycle message not applied", message_id=message.message_id)
+            handle(message)
+        except Exception:
+            logger.exception(f"{what} not handled", message_id=message.message_id)
             continue
+        done.append(message.receipt_handle)
+    if done:
+        queue.delete_many(done)
+    return len(done)
+
+
+def apply_round(*, events_queue: JobQueue, repository: TaskRepository, wait_s: int) -> int:
+    """Apply one batch of lifecycle messages to their task records."""
+
+    def apply(message: ReceivedMessage) -> None:
+        applied = apply_message(body=message.body, repository=repository)
         if applied.task is None:
             logger.warning(
                 "lifecycle message for an unknown task dropped",
                 task_id=applied.event.task_id,
                 status=str(applied.event.status),
             )
-        done.append(message.receipt_handle)
-    if done:
-        events_queue.delete_many(done)
-    return len(done)
+
+    return _consume_round(queue=events_queue, handle=apply, wait_s=wait_s, what="lifecycle message")
 
 
 def sweep_round(*, settings: TaskEventsSettings, repository: TaskRepository) -> None:
@@ -59,25 +71,18 @@ def sweep_round(*, settings: TaskEventsSettings, repository: TaskRepository) -> 
 def dead_letter_round(
     *, jobs_dlq: JobQueue, repository: TaskRepository, publisher: EventPublisher, wait_s: int
 ) -> int:
-    """Fail the tasks of dead-lettered jobs (one receive); returns how many messages were handled."""
-    messages = jobs_dlq.receive(max_messages=10, wait_s=wait_s)
-    done = []
-    for message in messages:
-        try:
-            fail_dead_lettered(
-                body=message.body,
-                receive_count=message.receive_count,
-                repository=repository,
-                publisher=publisher,
-                clock=lambda: datetime.now(UTC),
-            )
-        except Exception:  # left for the next receive
-            logger.exception("dead-lettered job not handled", message_id=message.message_id)
-            continue
-        done.append(message.receipt_handle)
-    if done:
-        jobs_dlq.delete_many(done)
-    return len(done)
+    """Fail the tasks of one batch of dead-lettered jobs."""
+
+    def fail(message: ReceivedMessage) -> None:
+        fail_dead_lettered(
+            body=message.body,
+            receive_count=message.receive_count,
+            repository=repository,
+            publisher=publisher,
+            clock=lambda: datetime.now(UTC),
+        )
+
+    return _consume_round(queue=jobs_dlq, handle=fail, wait_s=wait_s, what="dead-lettered job")
 
 
 def _dead_letter_loop(
