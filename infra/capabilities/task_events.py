@@ -54,7 +54,7 @@ class TaskEvents(Construct):
             "QUEUED_STALE_AFTER_S": str(int(QUEUE_RETENTION.to_seconds())),
         }
 
-        def function(
+        def new_function(
             construct_id: str, handler: str, timeout: Duration, description: str
         ) -> lambda_.Function:
             return service_function(
