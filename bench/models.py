@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench import harness, texts
 from bench.harness import Job, Machine, Run, make_jobs
-from tts_common.adapters.model_store import ModelStore
+from tts_common.adapters.model_store import DEFAULT_PREFIX, ModelStore
 from tts_worker.synthesizer.base import SynthesisItem
 from tts_worker.synthesizer.registry import ModelRegistry, VitsModelLoader
 from tts_worker.synthesizer.sources import LocatedModel, ModelLocator, model_dir_name
@@ -41,7 +41,7 @@ from tts_worker.synthesizer.vits import VitsSynthesizer
 LANGUAGES = ("fin", "eng", "swh")
 RECIPE = "mms-random"
 BUCKET = "bench-models"
-PREFIX = "models/"
+PREFIX = DEFAULT_PREFIX
 FIRST_TEXT = "Hyvää huomenta, tämä on lyhyt testi."  # as bench.coldstart's first synthesis
 SOURCES = {"image": "image directory (TTS_IMAGE_MODELS_DIR)", "store": "model store on moto (S3 GetObject)"}
 

@@ -66,9 +66,11 @@ def validate_text(text: str, *, max_chars: int) -> str:
     return normalized
 
 
-# The bucket's two key spaces; the CDK app scopes grants and lifecycle rules by these prefixes.
+# The bucket's key spaces; the CDK app scopes grants and lifecycle rules by these prefixes.
 AUDIO_PREFIX = "audio/"
 INPUTS_PREFIX = "inputs/"
+# The model store: saved model directories under this prefix of a bucket (the audio bucket by default).
+MODEL_STORE_PREFIX = "models/"
 
 
 def audio_key_for(task_id: str, audio_format: AudioFormat) -> str:

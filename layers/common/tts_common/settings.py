@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tts_common.domain import MODEL_STORE_PREFIX
 from tts_common.exceptions import ConfigurationError
 from tts_common.languages import (
     DEFAULT_MODEL_TEMPLATE,
@@ -258,7 +259,7 @@ class WorkerSettings(ServiceSettings):
     # The model store: the same saved directories under a prefix of an S3 bucket (unset: the audio bucket).
     tts_model_store_bucket: str | None = Field(default=None, validation_alias="TTS_MODEL_STORE_BUCKET")
     tts_model_store_prefix: str = Field(
-        default="models/", validation_alias="TTS_MODEL_STORE_PREFIX", pattern=r"^([^/].*/)?$"
+        default=MODEL_STORE_PREFIX, validation_alias="TTS_MODEL_STORE_PREFIX", pattern=r"^([^/].*/)?$"
     )
     tts_allow_hub: bool = Field(default=False, validation_alias="TTS_ALLOW_HUB")
     # Models kept loaded at once, the least recently used evicted; unset: 3 on a CPU, 32 on CUDA (a model is

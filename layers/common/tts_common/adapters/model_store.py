@@ -21,11 +21,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from tts_common.domain import MODEL_STORE_PREFIX
+
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
 MANIFEST_FORMAT = 1
-DEFAULT_PREFIX = "models/"
+DEFAULT_PREFIX = MODEL_STORE_PREFIX
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
