@@ -775,6 +775,7 @@ class Soak:
         stack = self.stack
         text = long_text(CODES["kill"], self.o.kill_text_chars)
         with httpx.Client(base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
+            submitted = time.monotonic()
             task_id = (
                 client.post("/api/v1/tts/convert", json={"text": text})
                 .raise_for_status()
@@ -809,7 +810,10 @@ class Soak:
             new_pid: int | None = None
             restarted_s = float("nan")
             task: dict[str, Any] | None = None
-            deadline = killed + 300
+            # The redelivery (the local jobs visibility timeout, 120 s), then the whole text again at the pace
+            # seen before the kill, with room to spare.
+            pace_s = (killed - submitted) * progress["pieces_total"] / max(1, progress["pieces_done"])
+            deadline = killed + 180 + 2 * pace_s
             while time.monotonic() < deadline and stack.alive():
                 if new_pid is None:
                     new = stack.child(WORKER_CMD)
@@ -1186,8 +1190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kill-text-chars",
         type=int,
-        default=3000,
-        help="the worker-kill text's length (3000: ~25 s on 2 cores)",
+        default=40_000,
+        help="the worker-kill text's length (40000: ~7 s of tiny-random synthesis on 2 free cores, minutes "
+        "on a loaded machine; it must still be speaking when the worker is killed)",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="where logs go (default: a new temp dir)")
     args = parser.parse_args(argv)
