@@ -39,6 +39,7 @@ MOTO_CHECK_EVERY_S = 5.0
 
 # moto answers slower than DynamoDB: the API gets one attempt of up to 4 s per call here (0.5 s to connect),
 # which still answers a typed 503 within 5 s when moto hangs, instead of its 1 s x 2 attempts on AWS.
+WORKER_NICENESS = 10
 LOCAL_API_TIMEOUTS = {"AWS_READ_TIMEOUT_S": "4", "AWS_MAX_ATTEMPTS": "1"}
 
 
@@ -155,7 +156,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def spawner(name: str) -> Callable[[], Process]:
         child_env = child_environment(env, name)
-        return lambda: subprocess.Popen(commands[name], env=child_env, cwd=ROOT)
+        # On AWS the worker never shares a CPU with the API; on one machine it runs at a lower priority, so a
+        # synthesis backlog does not slow every request down.
+        niceness = WORKER_NICENESS if name == "worker" else 0
+        return lambda: subprocess.Popen(
+            commands[name],
+            env=child_env,
+            cwd=ROOT,
+            preexec_fn=(lambda: os.nice(niceness)) if niceness else None,
+        )
 
     supervisor = Supervisor({name: spawner(name) for name in commands})
     stopping = False
