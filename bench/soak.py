@@ -2,9 +2,9 @@
 
     python -m bench.soak [--quick] [--distinct N] [--identical N] [--concurrency N] [--seed N]
 
-The stack is `python -m local.stack` with TTS_MODEL=tiny-random on free ports, its stdout and stderr in a log
-file that is kept (its path is printed at the end). Everything talks to 127.0.0.1 only: the API over HTTP
-(httpx), moto over boto3 where a check needs the queues or the table directly.
+The stack is `python -m local.stack` (its three tiny-random-* models, from the model store) on free ports,
+its stdout and stderr in a log file that is kept (its path is printed at the end). Everything talks to
+127.0.0.1 only: the API over HTTP (httpx), moto over boto3 where a check needs the queues or the table.
 
 Load phase: distinct texts and one text submitted many times, shuffled, POSTed at N connections; then the
 drain, and the worker's log ("task done" per synthesized task) counted per task. Fault phase: the worker and
@@ -212,7 +212,6 @@ class Stack:
     def start(self, *, up_timeout_s: float = 180.0, ready_timeout_s: float = 120.0) -> None:
         env = {
             **os.environ,
-            "TTS_MODEL": "tiny-random",
             "TTS_CACHE_DIR": str(self.workdir / "models"),
             "HOST": HOST,
             "API_PORT": str(self.api_port),
@@ -1135,7 +1134,8 @@ def summary(
     lines = [
         f"### `make soak`{' --quick' if quick else ''}: {started:%Y-%m-%d %H:%M} UTC",
         "",
-        f"- machine: {machine()}; Python {sys.version.split()[0]}; TTS_MODEL=tiny-random",
+        f"- machine: {machine()}; Python {sys.version.split()[0]}; "
+        "models tiny-random-{fin,eng,swh} from the model store",
         f"- revision: {revision()}",
         f"- load: {options.distinct} distinct texts + {options.identical} submissions of one text at "
         f"{options.concurrency} connections (seed {options.seed})",
