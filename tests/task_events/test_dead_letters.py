@@ -10,14 +10,13 @@ import boto3
 import pytest
 
 from tests.sqs_support import drain
-from tests.task_events.test_task_events import make_task
+from tests.task_events.test_task_events import audio_of, make_task
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.sqs import JobQueue
 from tts_common.domain import TaskStatus
 from tts_common.jobs import job_for
-from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
+from tts_common.messages import ErrorInfo, LifecycleEvent
 from tts_common.settings import TaskEventsSettings, load_settings
-from tts_common.voice import AudioFormat
 from tts_task_events import poller
 from tts_task_events.dead_letters import DEAD_LETTERED, fail_dead_lettered
 
@@ -65,14 +64,7 @@ def test_a_dead_lettered_job_of_a_processing_task_fails_it_with_a_typed_reason(
 def test_a_task_that_already_ended_is_left_alone(resources, repository, publisher, final) -> None:
     # Given a task that ended (its own last attempt reported it)
     task = make_task(repository, at=datetime.now(UTC))
-    audio = AudioInfo(
-        audio_key=f"audio/{task.task_id}.wav",
-        file_size=44,
-        format=AudioFormat.WAV,
-        sampling_rate=16000,
-        duration_s=0,
-        device="cpu",
-    )
+    audio = audio_of(task)
     ending = LifecycleEvent(
         task_id=task.task_id,
         status=final,

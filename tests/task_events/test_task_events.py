@@ -32,6 +32,18 @@ def make_task(repository, *, at: datetime, text: str = "Hei maailma", voice: Voi
     return task
 
 
+def audio_of(task: Task) -> AudioInfo:
+    """The facts of an empty WAV written for the task, as a done event carries them."""
+    return AudioInfo(
+        audio_key=f"audio/{task.task_id}.wav",
+        file_size=44,
+        format=AudioFormat.WAV,
+        sampling_rate=16000,
+        duration_s=0.0,
+        device="cpu",
+    )
+
+
 @pytest.fixture
 def handler_module(resources):
     import tts_task_events.handler as module
@@ -50,14 +62,7 @@ def test_handler_applies_events_and_reports_only_bad_records(
 ) -> None:
     # Given a task and a batch with a good event, a malformed body and an event for an unknown task
     task = make_task(repository, at=datetime.now(UTC))
-    audio = AudioInfo(
-        audio_key=f"audio/{task.task_id}.wav",
-        file_size=44,
-        format=AudioFormat.WAV,
-        sampling_rate=16000,
-        duration_s=0.0,
-        device="cpu",
-    )
+    audio = audio_of(task)
     good = LifecycleEvent(task_id=task.task_id, status=TaskStatus.DONE, at=datetime.now(UTC), audio=audio)
     unknown = LifecycleEvent(task_id="e" * 32, status=TaskStatus.PROCESSING, at=datetime.now(UTC))
     event = sqs_event([good.model_dump_json(), "{not json", unknown.model_dump_json()])
