@@ -3,11 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= api,worker,infra,dev
+EXTRAS ?= api,worker,infra,dev,cli
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export PYTHONPATH := layers/common:functions/api:functions/worker:functions/task_events:.
+export PYTHONPATH := layers/common:functions/api:functions/worker:functions/task_events:functions/authorizer:functions/notifier:.
 
 .PHONY: help install run test test-fast test-shifted image-test lint fmt bench soak synth deploy destroy clean
 
@@ -54,7 +54,8 @@ image-test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/common/tts_common functions/api/tts_api functions/task_events/tts_task_events functions/worker/tts_worker
+	$(BIN)/mypy layers/common/tts_common functions/api/tts_api functions/task_events/tts_task_events functions/worker/tts_worker tts_cli \
+		functions/authorizer/tts_authorizer functions/notifier/tts_notifier
 	$(BIN)/mypy infra bench
 	$(BIN)/hadolint Dockerfile.inference
 

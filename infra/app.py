@@ -49,7 +49,7 @@ def build_app(
         f"{prefix}-{constants.STATEFUL_STACK_SUFFIX}",
         config=config,
         env=env,
-        description="Serverless TTS: tasks table and audio bucket (retained)",
+        description="Serverless TTS: tasks table, API key table and audio bucket (retained)",
     )
     service = ServiceStack(
         app,

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from tts_common import tenancy, webhook_secrets
+
 # Stack ids are `<project>-<stage>-<suffix>`.
 STATEFUL_STACK_SUFFIX = "Stateful"
 SERVICE_STACK_SUFFIX = "Service"
 
-# CloudFormation output keys (logical ids of the CfnOutputs).
-OUTPUT_API_URL = "ApiUrl"
-OUTPUT_API_KEY_ID = "ApiKeyId"
-OUTPUT_USAGE_PLAN_ID = "UsagePlanId"
+# CloudFormation output keys (logical ids of the CfnOutputs). `tts-admin --stack` reads the tenancy ones from
+# the service stack: where keys are stored, the usage plan they join, and the API.
+OUTPUT_API_URL = tenancy.OUTPUT_API_URL
+OUTPUT_USAGE_PLAN_ID = tenancy.OUTPUT_USAGE_PLAN
+OUTPUT_KEY_TABLE_NAME = tenancy.OUTPUT_KEY_TABLE
+OUTPUT_KEY_TABLE_ARN = "ApiKeyTableArn"
+# The credentials KMS key (stateful stack): tts-admin encrypts tenants' webhook secrets with it.
+OUTPUT_CREDENTIALS_KEY_ARN = webhook_secrets.OUTPUT_CREDENTIALS_KEY
 OUTPUT_BUCKET_NAME = "AudioBucketName"
 OUTPUT_TABLE_NAME = "TasksTableName"
 OUTPUT_TABLE_ARN = "TasksTableArn"
@@ -19,17 +25,27 @@ OUTPUT_JOBS_DLQ_URL = "JobsDeadLetterQueueUrl"
 OUTPUT_EVENTS_QUEUE_URL = "EventsQueueUrl"
 OUTPUT_EVENTS_DLQ_URL = "EventsDeadLetterQueueUrl"
 OUTPUT_EVENTS_TOPIC_ARN = "EventsTopicArn"
+OUTPUT_NOTIFICATIONS_QUEUE_URL = "NotificationsQueueUrl"
+OUTPUT_NOTIFICATIONS_DLQ_URL = "NotificationsDeadLetterQueueUrl"
 OUTPUT_DASHBOARD_NAME = "DashboardName"
 OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
 OUTPUT_ECS_CLUSTER_NAME = "WorkerClusterName"
 OUTPUT_WORKER_FUNCTION_NAME = "WorkerFunctionName"
 
 # The service stack reads these by name (Fn::GetStackOutput): the stateful stack never waits on its consumers.
-STATEFUL_OUTPUTS = (OUTPUT_BUCKET_NAME, OUTPUT_BUCKET_ARN, OUTPUT_TABLE_NAME, OUTPUT_TABLE_ARN)
+STATEFUL_OUTPUTS = (
+    OUTPUT_BUCKET_NAME,
+    OUTPUT_BUCKET_ARN,
+    OUTPUT_TABLE_NAME,
+    OUTPUT_TABLE_ARN,
+    OUTPUT_KEY_TABLE_NAME,
+    OUTPUT_KEY_TABLE_ARN,
+    OUTPUT_CREDENTIALS_KEY_ARN,
+)
 SERVICE_OUTPUTS = (
     OUTPUT_API_URL,
-    OUTPUT_API_KEY_ID,
     OUTPUT_USAGE_PLAN_ID,
+    OUTPUT_KEY_TABLE_NAME,
     OUTPUT_JOBS_QUEUE_URL,
     OUTPUT_JOBS_DLQ_URL,
     OUTPUT_EVENTS_QUEUE_URL,
@@ -51,11 +67,15 @@ WORKER_CACHE_DIR = "/tmp/serverless-tts"
 # Code locations (relative to the repository root) and entry points.
 API_CODE_DIR = "functions/api"
 TASK_EVENTS_CODE_DIR = "functions/task_events"
+NOTIFIER_CODE_DIR = "functions/notifier"
+AUTHORIZER_CODE_DIR = "functions/authorizer"
 COMMON_LAYER_DIR = "layers/common"
 API_HANDLER = "tts_api.handler.handler"
+AUTHORIZER_HANDLER = "tts_authorizer.handler.handler"
 TASK_EVENTS_HANDLER = "tts_task_events.handler.handler"
 SWEEP_HANDLER = "tts_task_events.handler.sweep_handler"
 DEAD_LETTER_HANDLER = "tts_task_events.handler.dead_letter_handler"
+NOTIFIER_HANDLER = "tts_notifier.handler.handler"
 WORKER_LAMBDA_HANDLER = "tts_worker.lambda_handler.handler"
 WORKER_ECS_MODULE = "tts_worker.ecs_loop"
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import acknowledge
-from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX
+from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX, PARTS_PREFIX
+
+# Where the try-it page (GET /ui on the API) is served from: any REST API's default domain in this region.
+# The exact API id is not known here: the API lives in the service stack, which reads this stack, and a
+# reference back would make the two stacks depend on each other. The origin check guards nothing secret
+# anyway: only a presigned URL opens an object, and its holder can read it from any client.
+API_GATEWAY_ORIGIN = f"https://*.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
 
 
 class AudioBucket(Construct):
@@ -63,19 +69,20 @@ class AudioBucket(Construct):
                     prefix=INPUTS_PREFIX,
                     expiration=Duration.days(retention_days),
                 ),
+                # A long text's parts (fan-out) live until the join deletes them; this is the backstop.
+                s3.LifecycleRule(id="expire-parts", prefix=PARTS_PREFIX, expiration=Duration.days(2)),
                 s3.LifecycleRule(
                     id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)
                 ),
             ],
+            # The page (and any configured origin) reads the speech marks behind a presigned URL.
             cors=[
                 s3.CorsRule(
                     allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
-                    allowed_origins=list(cors_origins),
+                    allowed_origins=[API_GATEWAY_ORIGIN, *cors_origins],
                     max_age=3600,
                 )
-            ]
-            if cors_origins
-            else None,
+            ],
             removal_policy=removal,
             auto_delete_objects=destroy_on_removal,
         )

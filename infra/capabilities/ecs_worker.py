@@ -55,6 +55,7 @@ class EcsWorker(Construct):
         repo_root: Path,
         environment: Mapping[str, str],
         jobs_queue: sqs.IQueue,
+        parts_queue: sqs.IQueue,
         bucket: s3.IBucket,
         topic: sns.ITopic,
         table: dynamodb.ITable,
@@ -96,6 +97,7 @@ class EcsWorker(Construct):
             environment={
                 **environment,
                 **worker_environment(config, device="cuda"),
+                "PARTS_QUEUE_URL": parts_queue.queue_url,
                 # Lambda sets the region itself; an ECS task on EC2 must be told.
                 "AWS_REGION": Stack.of(self).region,
                 "AWS_DEFAULT_REGION": Stack.of(self).region,
@@ -115,12 +117,15 @@ class EcsWorker(Construct):
         worker_logs.grant_write(self.task_definition.task_role)
         grant_worker(
             self.task_definition.task_role,
+            jobs_queue=jobs_queue,
+            parts_queue=parts_queue,
             bucket=bucket,
             topic=topic,
             table=table,
             model_store_prefix=config.model_store_prefix,
         )
         jobs_queue.grant_consume_messages(self.task_definition.task_role)
+        parts_queue.grant_consume_messages(self.task_definition.task_role)
 
         self.service = ecs.Ec2Service(
             self,
@@ -139,7 +144,7 @@ class EcsWorker(Construct):
             max_healthy_percent=100,
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
         )
-        self._scale_on_backlog(config, jobs_queue)
+        self._scale_on_backlog(config, jobs_queue, parts_queue)
         self._acknowledge()
 
     def _network(self, config: DeploymentConfig) -> ec2.Vpc:
@@ -219,15 +224,27 @@ class EcsWorker(Construct):
             machine_image_type=ecs.MachineImageType.AMAZON_LINUX_2,
         )
 
-    def _scale_on_backlog(self, config: DeploymentConfig, jobs_queue: sqs.IQueue) -> None:
-        """Tasks = ceil((visible + in flight) / backlog per task): zero for an empty queue, at most the max.
+    def _scale_on_backlog(
+        self, config: DeploymentConfig, jobs_queue: sqs.IQueue, parts_queue: sqs.IQueue
+    ) -> None:
+        """Tasks = ceil((visible + in flight) / backlog per task + parts visible + in flight): zero for empty
+        queues, at most the max. A long text's part is minutes of work, so each one counts as a task's worth.
 
         Step scaling with exact capacities, because target tracking cannot scale out from zero running tasks.
         """
         self.scaling = self.service.auto_scale_task_count(min_capacity=0, max_capacity=config.ecs_max_tasks)
         wanted_tasks = cloudwatch.MathExpression(
-            expression=f"CEIL((FILL(visible, 0) + FILL(inflight, 0)) / {config.ecs_backlog_per_task})",
+            expression=(
+                f"CEIL((FILL(visible, 0) + FILL(inflight, 0)) / {config.ecs_backlog_per_task}"
+                " + FILL(parts, 0) + FILL(partsinflight, 0))"
+            ),
             using_metrics={
+                "parts": parts_queue.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=SCALING_PERIOD
+                ),
+                "partsinflight": parts_queue.metric_approximate_number_of_messages_not_visible(
+                    statistic="Maximum", period=SCALING_PERIOD
+                ),
                 "visible": jobs_queue.metric_approximate_number_of_messages_visible(
                     statistic="Maximum", period=SCALING_PERIOD
                 ),

@@ -7,6 +7,10 @@ from aws_cdk import aws_sqs as sqs
 
 from infra import constants
 from infra.config import DeploymentConfig
+from tts_common.settings import KeyStoreSettings
+
+# The key table's variable, as the authorizer's settings read it.
+KEY_TABLE_ENV = str(KeyStoreSettings.model_fields["key_table_name"].validation_alias)
 
 
 def service_environment(
@@ -28,6 +32,15 @@ def service_environment(
         "TASK_TTL_DAYS": str(config.retention_days),
         "POWERTOOLS_SERVICE_NAME": config.service_name,
         "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": config.log_level,
+    }
+
+
+def authorizer_environment(config: DeploymentConfig, *, key_table_name: str) -> dict[str, str]:
+    """The authorizer reads the key table only: none of the service's queues, buckets or task table."""
+    return {
+        KEY_TABLE_ENV: key_table_name,
+        "POWERTOOLS_SERVICE_NAME": config.service_name,
         "POWERTOOLS_LOG_LEVEL": config.log_level,
     }
 

@@ -51,6 +51,11 @@ def grant_task_reads(grantee: iam.IGrantable, table: dynamodb.ITable) -> None:
     allow(grantee, ["dynamodb:GetItem"], [table.table_arn])
 
 
+def grant_key_reads(grantee: iam.IGrantable, table: dynamodb.ITable) -> None:
+    """GetItem on the API key table only: resolve one key by its id (no scans, no writes)."""
+    allow(grantee, ["dynamodb:GetItem"], [table.table_arn])
+
+
 def _policy_owner(grantee: iam.IGrantable) -> IConstruct:
     principal = grantee.grant_principal
     if not isinstance(principal, iam.Role):

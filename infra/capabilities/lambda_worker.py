@@ -32,6 +32,7 @@ class LambdaWorker(Construct):
         repo_root: Path,
         environment: Mapping[str, str],
         jobs_queue: sqs.IQueue,
+        parts_queue: sqs.IQueue,
         bucket: s3.IBucket,
         topic: sns.ITopic,
         table: dynamodb.ITable,
@@ -48,7 +49,11 @@ class LambdaWorker(Construct):
             timeout=Duration.seconds(config.worker_timeout_s),
             ephemeral_storage_size=Size.mebibytes(config.worker_ephemeral_storage_mb),
             reserved_concurrent_executions=config.worker_reserved_concurrency,
-            environment={**environment, **worker_environment(config, device="cpu")},
+            environment={
+                **environment,
+                **worker_environment(config, device="cpu"),
+                "PARTS_QUEUE_URL": parts_queue.queue_url,
+            },
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group(self, "FunctionLogs", retention_days=config.log_retention_days),
             description="TTS worker (CPU): synthesizes queued jobs",
@@ -64,8 +69,22 @@ class LambdaWorker(Construct):
                 max_concurrency=config.worker_max_concurrency,
             )
         )
+        # A long text's parts, one per invocation, on fewer concurrent workers than the jobs may use, so a
+        # huge text never takes the last slots from short tasks (SQS allows 2 at least).
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                parts_queue,
+                batch_size=1,
+                report_batch_item_failures=True,
+                max_concurrency=max(
+                    2, config.worker_max_concurrency - max(1, config.worker_max_concurrency // 4)
+                ),
+            )
+        )
         grant_worker(
             self.function,
+            jobs_queue=jobs_queue,
+            parts_queue=parts_queue,
             bucket=bucket,
             topic=topic,
             table=table,

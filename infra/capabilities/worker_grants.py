@@ -6,9 +6,11 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 
 from infra.capabilities.grants import allow, grant_objects, grant_task_reads
-from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX
+from tts_common.domain import AUDIO_PREFIX, INPUTS_PREFIX, PARTS_PREFIX
+from tts_common.storage.plans import PLAN_PREFIX
 
 
 def grant_worker(
@@ -18,6 +20,8 @@ def grant_worker(
     topic: sns.ITopic,
     table: dynamodb.ITable,
     model_store_prefix: str,
+    jobs_queue: sqs.IQueue,
+    parts_queue: sqs.IQueue,
 ) -> None:
     # s3:GetObject also allows HeadObject, which finds audio a retried job already wrote.
     grant_objects(
@@ -46,3 +50,30 @@ def grant_worker(
     topic.grant_publish(grantee)
     # A job whose task does not exist is dropped unsynthesized: one GetItem per job.
     grant_task_reads(grantee, table)
+    # Fan-out (tts_worker.fanout): part objects in, the joined audio out as a multipart upload (copies
+    # from parts/ need GetObject there), the plan items (pk plan#<task>) of the tasks table, and both queues
+    # (part jobs, join jobs).
+    grant_objects(
+        grantee,
+        bucket,
+        prefix=PARTS_PREFIX,
+        actions=["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+        why="a long text's parts are stored per task and deleted after the join",
+    )
+    grant_objects(
+        grantee,
+        bucket,
+        prefix=AUDIO_PREFIX,
+        actions=["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+        why="the join assembles a long text's audio as a multipart upload and aborts a dead join's",
+    )
+    allow(grantee, ["s3:ListBucketMultipartUploads"], [bucket.bucket_arn])
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["dynamodb:PutItem", "dynamodb:UpdateItem"],
+            resources=[table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{PLAN_PREFIX}*"]}},
+        )
+    )
+    jobs_queue.grant_send_messages(grantee)
+    parts_queue.grant_send_messages(grantee)

@@ -1,4 +1,5 @@
-"""Fixtures for the API tests: the app on in-process moto with a ticking clock and recorded metrics."""
+"""Fixtures for the API tests: the app on in-process moto with a ticking clock and recorded metrics, and
+API keys of tenants in the key table (`client` sends tenant `acme`'s; `auth` is its header)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.support import RecordedMetrics, TickingClock
+from tests.api.support import TENANT, RecordedMetrics, TickingClock, create_key
 
 
 @pytest.fixture
@@ -55,5 +56,17 @@ def app(make_app) -> FastAPI:
 
 
 @pytest.fixture
-def client(app) -> TestClient:
-    return TestClient(app)
+def api_key(resources) -> str:
+    """A key of tenant `acme`, stored hashed in the key table as `tts-admin keys create` would."""
+    return create_key(resources, TENANT)
+
+
+@pytest.fixture
+def auth(api_key) -> dict[str, str]:
+    """The headers that authenticate as tenant `acme`."""
+    return {"x-api-key": api_key}
+
+
+@pytest.fixture
+def client(app, auth) -> TestClient:
+    return TestClient(app, headers=auth)

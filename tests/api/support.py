@@ -14,6 +14,8 @@ import boto3
 
 EVENTS_DIR = Path(__file__).parent / "events"
 REGION = "us-east-1"
+# The tenant whose key the `client` fixture sends.
+TENANT = "acme"
 
 
 @cache
@@ -47,9 +49,32 @@ class RecordedMetrics:
         return sum(v for n, v in self.added if n == name)
 
 
-def api_event(kind: str, *, method: str, path: str, body: Any = None, query: dict[str, str] | None = None):
-    """An API Gateway event (kind `rest_v1` or `http_v2`) from the fixture file, for one request."""
+def api_event(
+    kind: str,
+    *,
+    method: str,
+    path: str,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+    tenant: str | None = None,
+    headers: dict[str, str] | None = None,
+):
+    """An API Gateway event (kind `rest_v1` or `http_v2`) from the fixture file, for one request; with a
+    `tenant`, the context the Lambda authorizer gives a key of that tenant (else no authorizer ran)."""
     event = json.loads((EVENTS_DIR / f"{kind}.json").read_text())
+    event["headers"].update(headers or {})
+    if tenant is not None:
+        from tts_common.tenancy import CONTEXT_KEY_ID, CONTEXT_TENANT
+
+        context = {CONTEXT_TENANT: tenant, CONTEXT_KEY_ID: f"{tenant}-key"}
+        if kind == "rest_v1":  # REST: the authorizer's context flat, beside its principalId
+            event["requestContext"]["authorizer"] = {
+                "principalId": tenant,
+                **context,
+                "integrationLatency": 3,
+            }
+        else:  # HTTP API: a Lambda authorizer's context under `lambda`
+            event["requestContext"]["authorizer"] = {"lambda": context}
     payload = None if body is None else json.dumps(body)
     if kind == "rest_v1":
         event.update(path=path, httpMethod=method, body=payload)
@@ -64,6 +89,18 @@ def api_event(kind: str, *, method: str, path: str, body: Any = None, query: dic
             event["queryStringParameters"] = query
         event["headers"].pop("content-length", None)
     return event
+
+
+def key_store(resources) -> Any:
+    from tts_common.tenancy import ApiKeyStore
+
+    return ApiKeyStore(dynamodb_client=aws_client("dynamodb"), table_name=resources.key_table_name)
+
+
+def create_key(resources, tenant_id: str, name: str = "test") -> str:
+    """A new key of the tenant in the test's key table; the clear key."""
+    key, _ = key_store(resources).create(tenant_id, name, datetime.now(UTC))
+    return key
 
 
 def drain(queue_url: str) -> list[str]:
@@ -99,7 +136,7 @@ def finish_task(repository, resources, task_id: str, *, audio: bytes = b"RIFF...
     from tts_common.messages import AudioInfo, LifecycleEvent
     from tts_common.voice import FORMATS
 
-    voice = repository.get(task_id).voice
+    voice = repository.get(task_id, tenant_id=None).voice
     key = audio_key_for(task_id, voice.format)
     content_type = FORMATS[voice.format].content_type
     aws_client("s3").put_object(Bucket=resources.bucket_name, Key=key, Body=audio, ContentType=content_type)

@@ -79,25 +79,31 @@ def hung_settings(hung_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 def hung_client(hung_settings: Any) -> TestClient:
     from tts_api import deps
     from tts_api.app import create_app
+    from tts_common.tenancy import Principal
 
     app = create_app(settings=hung_settings)
     app.dependency_overrides[deps.get_metrics] = lambda: RecordedMetrics()
+    # Resolved as the authorizer would: the route's own calls are the ones that hang here.
+    app.dependency_overrides[deps.get_principal] = lambda: Principal(tenant_id=TENANT, key_id="k")
     # Build the clients now (a cold start's work, no network): the clock below times the waits only.
     for build in (deps.repository_for, deps.audio_store_for, deps.job_queue_for, deps.publisher_for):
         build(hung_settings)
     return TestClient(app)
 
 
+TENANT = "acme"
+
+
 def _page_token() -> str:
     """A well-formed next_token, so that the list route's query error handling is the one exercised."""
     from tts_common.storage import schema
-    from tts_common.storage.models import LIST_PK_VALUE, task_pk
+    from tts_common.storage.models import list_pk, task_pk
     from tts_common.storage.repository import _encode_token, sort_key
 
     task_id = uuid.uuid4().hex
     key = {
         schema.PARTITION_KEY: {"S": task_pk(task_id)},
-        schema.LIST_INDEX_PK: {"S": LIST_PK_VALUE},
+        schema.LIST_INDEX_PK: {"S": list_pk(TENANT)},
         schema.LIST_INDEX_SK: {"S": sort_key(datetime.now(UTC), task_id)},
     }
     return _encode_token(key, None)
@@ -167,4 +173,25 @@ def test_health_answers_503_within_one_calls_budget(hung_client: TestClient, hun
 
     assert response.status_code == 503
     assert response.json()["checks"] == {"table": False, "bucket": False, "queue": False}
+    assert elapsed < budget
+
+
+def test_resolving_a_key_against_a_hung_key_table_answers_503_within_one_calls_budget(
+    hung_settings: Any,
+) -> None:
+    """Locally the API resolves keys itself: a hung key table is a typed 503, never a 401 or a hang."""
+    from tts_api import deps
+    from tts_api.app import create_app
+
+    settings = hung_settings.model_copy(update={"key_table_name": "hung-keys"})
+    app = create_app(settings=settings)
+    deps.key_store_for(settings)  # the client is built at cold start, not timed here
+    budget = ClientTimeouts.from_settings(settings).worst_case_s
+
+    start = time.monotonic()
+    response = TestClient(app).get("/api/v1/tts/stats", headers={"x-api-key": "tts_" + "a" * 43})
+    elapsed = time.monotonic() - start
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "service_unavailable"
     assert elapsed < budget

@@ -30,11 +30,11 @@ def test_health_is_200_when_everything_answers(client):
     assert response.json()["checks"] == {"table": True, "bucket": True, "queue": True}
 
 
-def test_health_is_503_naming_what_is_down_and_root_stays_200(app, api_settings, resources):
+def test_health_is_503_naming_what_is_down_and_root_stays_200(app, api_settings, resources, auth):
     # Given: a bucket that does not exist
     s3 = deps.audio_store_for(api_settings)._s3
     app.dependency_overrides[deps.get_audio_store] = lambda: AudioStore(s3_client=s3, bucket="no-such-bucket")
-    client = TestClient(app)
+    client = TestClient(app, headers=auth)
 
     response = client.get("/health")
 
@@ -43,12 +43,12 @@ def test_health_is_503_naming_what_is_down_and_root_stays_200(app, api_settings,
     assert client.get("/").status_code == 200
 
 
-def test_a_failed_enqueue_is_503_and_leaves_the_task_for_the_sweeper(app, api_settings, resources):
+def test_a_failed_enqueue_is_503_and_leaves_the_task_for_the_sweeper(app, api_settings, resources, auth):
     # Given: the jobs queue is gone
     sqs = deps.job_queue_for(api_settings)._sqs
     missing = resources.jobs_queue_url.rsplit("/", 1)[0] + "/no-such-queue"
     app.dependency_overrides[deps.get_job_queue] = lambda: JobQueue(sqs_client=sqs, queue_url=missing)
-    client = TestClient(app)
+    client = TestClient(app, headers=auth)
 
     # When
     response = client.post("/api/v1/tts/convert", json={"text": "Jono puuttuu"})
@@ -70,23 +70,23 @@ def test_a_failed_enqueue_is_503_and_leaves_the_task_for_the_sweeper(app, api_se
     assert retry["deduplicated"] is True
 
 
-def test_a_failed_announcement_still_accepts_the_submission(app, api_settings, resources):
+def test_a_failed_announcement_still_accepts_the_submission(app, api_settings, resources, auth):
     sns = deps.publisher_for(api_settings)._sns
     topic = resources.events_topic_arn + "-missing"
     app.dependency_overrides[deps.get_publisher] = lambda: EventPublisher(sns_client=sns, topic_arn=topic)
 
-    response = TestClient(app).post("/api/v1/tts/convert", json={"text": "Kanava puuttuu"})
+    response = TestClient(app, headers=auth).post("/api/v1/tts/convert", json={"text": "Kanava puuttuu"})
 
     assert response.status_code == 202
     assert len(jobs_on_queue(resources)) == 1
 
 
-def test_an_unexpected_error_is_500_without_internals(app):
+def test_an_unexpected_error_is_500_without_internals(app, auth):
     def broken_clock():
         raise RuntimeError("secret: arn:aws:iam::123456789012:role/internal")
 
     app.dependency_overrides[deps.get_clock] = lambda: broken_clock
-    client = TestClient(app, raise_server_exceptions=False)
+    client = TestClient(app, raise_server_exceptions=False, headers=auth)
 
     response = client.get("/")
 
@@ -105,15 +105,17 @@ def test_unknown_routes_and_methods_keep_the_error_body(client):
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_cors_headers_only_for_configured_origins(make_app):
-    allowed = TestClient(make_app(cors_allow_origins="https://app.example.com, https://admin.example.com"))
+def test_cors_headers_only_for_configured_origins(make_app, auth):
+    allowed = TestClient(
+        make_app(cors_allow_origins="https://app.example.com, https://admin.example.com"), headers=auth
+    )
     response = allowed.get("/health", headers={"origin": "https://app.example.com"})
     assert response.headers["access-control-allow-origin"] == "https://app.example.com"
     assert (
         "access-control-allow-origin"
         not in allowed.get("/health", headers={"origin": "https://evil.example"}).headers
     )
-    closed = TestClient(make_app())
+    closed = TestClient(make_app(), headers=auth)
     assert (
         "access-control-allow-origin"
         not in closed.get("/health", headers={"origin": "https://app.example.com"}).headers

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from tests.api.support import api_event, finish_task, jobs_on_queue
+from tests.api.support import TENANT, api_event, finish_task, jobs_on_queue
 
 KINDS = ["rest_v1", "http_v2"]
 
 
 def _convert(kind: str, text: str) -> dict:
-    return api_event(kind, method="POST", path="/api/v1/tts/convert", body={"text": text})
+    return api_event(kind, method="POST", path="/api/v1/tts/convert", body={"text": text}, tenant=TENANT)
 
 
 @pytest.fixture
@@ -58,9 +58,12 @@ def test_status_and_redirect_through_api_gateway(handler, lambda_context, reposi
     task_id = json.loads(created["body"])["conversion_id"]
     finish_task(repository, resources, task_id)
 
-    status = handler(api_event(kind, method="GET", path=f"/api/v1/tts/{task_id}"), lambda_context)
+    status = handler(
+        api_event(kind, method="GET", path=f"/api/v1/tts/{task_id}", tenant=TENANT), lambda_context
+    )
+    download = f"/api/v1/tts/{task_id}/download"
     redirect = handler(
-        api_event(kind, method="GET", path=f"/api/v1/tts/{task_id}/download", query={"redirect": "true"}),
+        api_event(kind, method="GET", path=download, query={"redirect": "true"}, tenant=TENANT),
         lambda_context,
     )
 
@@ -75,3 +78,50 @@ def test_health_through_api_gateway(handler, lambda_context, kind):
 
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["checks"] == {"table": True, "bucket": True, "queue": True}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_authorizers_tenant_scopes_every_read(handler, lambda_context, kind):
+    """Behind the authorizer the API trusts its context: another tenant's id is an unknown id."""
+    created = handler(_convert(kind, "Vain meille"), lambda_context)
+    task_id = json.loads(created["body"])["conversion_id"]
+
+    own = handler(api_event(kind, method="GET", path=f"/api/v1/tts/{task_id}", tenant=TENANT), lambda_context)
+    other = handler(
+        api_event(kind, method="GET", path=f"/api/v1/tts/{task_id}", tenant="globex"), lambda_context
+    )
+    unknown = handler(
+        api_event(kind, method="GET", path=f"/api/v1/tts/{'0' * 32}", tenant=TENANT), lambda_context
+    )
+    listed = handler(api_event(kind, method="GET", path="/api/v1/tts", tenant="globex"), lambda_context)
+
+    assert own["statusCode"] == 200
+    assert other["statusCode"] == unknown["statusCode"] == 404
+    assert json.loads(other["body"])["error"]["code"] == json.loads(unknown["body"])["error"]["code"]
+    assert json.loads(listed["body"])["items"] == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_authorizer_context_or_key_the_answer_is_401(handler, lambda_context, kind):
+    event = api_event(kind, method="GET", path="/api/v1/tts", tenant=None)
+
+    response = handler(event, lambda_context)
+
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"])["error"]["code"] == "missing_api_key"
+    assert response["headers"]["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_authorizer_context_a_stored_key_is_resolved(handler, lambda_context, resources, kind):
+    from tests.api.support import create_key
+
+    key = create_key(resources, "initech")
+    event = api_event(
+        kind, method="GET", path="/api/v1/tts/stats", tenant=None, headers={"Authorization": f"Bearer {key}"}
+    )
+
+    response = handler(event, lambda_context)
+
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["submitted"] == 0

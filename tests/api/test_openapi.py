@@ -11,12 +11,13 @@ ERROR_REF = "#/components/schemas/ErrorResponse"
 EXPECTED = {
     ("get", "/"): {"200", "500"},
     ("get", "/health"): {"200", "500", "503"},
-    ("post", "/api/v1/tts/convert"): {"202", "400", "413", "422", "500", "503"},
-    ("post", "/api/v1/tts/convert-multiple"): {"202", "400", "413", "422", "500", "503"},
-    ("get", "/api/v1/tts"): {"200", "400", "422", "500", "503"},
-    ("get", "/api/v1/tts/stats"): {"200", "500", "503"},
-    ("get", "/api/v1/tts/{conversion_id}"): {"200", "404", "500", "503"},
-    ("get", "/api/v1/tts/{conversion_id}/download"): {"200", "307", "404", "409", "422", "500", "503"},
+    ("post", "/api/v1/tts/convert"): {"202", "400", "401", "413", "422", "500", "503"},
+    ("post", "/api/v1/tts/convert-multiple"): {"202", "400", "401", "413", "422", "500", "503"},
+    ("get", "/api/v1/tts"): {"200", "400", "401", "422", "500", "503"},
+    ("get", "/api/v1/tts/stats"): {"200", "401", "500", "503"},
+    ("get", "/api/v1/tts/{conversion_id}"): {"200", "401", "404", "500", "503"},
+    ("get", "/api/v1/tts/{conversion_id}/download"): {"200", "307", "401", "404", "409", "422", "500", "503"},
+    ("get", "/api/v1/tts/{conversion_id}/marks"): {"200", "307", "401", "404", "409", "422", "500", "503"},
     ("get", "/api/v1/voices"): {"200", "500"},
 }
 
@@ -35,6 +36,19 @@ def _operations(schema):
 def test_every_route_documents_exactly_its_statuses(schema):
     documented = {key: set(op["responses"]) for key, op in _operations(schema)}
     assert documented == EXPECTED
+
+
+def test_every_tts_route_asks_for_a_key_in_either_header(schema):
+    schemes = schema["components"]["securitySchemes"]
+    api_key = schemes["ApiKey"]
+    assert (api_key["type"], api_key["in"], api_key["name"]) == ("apiKey", "header", "x-api-key")
+    assert schemes["Bearer"]["type"] == "http"
+    assert schemes["Bearer"]["scheme"] == "bearer"
+    for (method, path), operation in _operations(schema):
+        if path.startswith("/api/v1/tts"):
+            assert {"ApiKey": []} in operation["security"], (method, path)
+            assert {"Bearer": []} in operation["security"], (method, path)
+            assert "401" in operation["responses"], (method, path)
 
 
 def test_every_error_status_uses_the_error_body(schema):
@@ -91,7 +105,7 @@ def test_the_voice_fields_are_documented_with_their_ranges(schema):
     speed = next(s for s in properties["speed"]["anyOf"] if s.get("type") == "number")
     assert (speed["minimum"], speed["maximum"]) == (0.25, 4.0)
     formats = schema["components"]["schemas"]["AudioFormat"]["enum"]
-    assert formats == ["wav", "flac", "ogg_opus", "ogg_vorbis", "mp3", "pcm"]
+    assert formats == ["wav", "flac", "ogg_opus", "ogg_vorbis", "mp3", "pcm", "aac"]
     rate = next(s for s in properties["sample_rate"]["anyOf"] if s.get("type") == "integer")
     assert rate["enum"] == [8000, 16000, 22050, 24000, 44100, 48000]
 

@@ -72,6 +72,7 @@ class Fakes:
 
     def submit(self, texts: list[str], *, batch: bool = True, **kw: Any) -> list[service.Submission]:
         return service.submit_texts(
+            tenant_id=kw.pop("tenant_id", "acme"),
             texts=texts,
             custom_filename=kw.pop("custom_filename", None),
             voice=service.VoiceRequest(language=kw.pop("language", None)),
@@ -319,7 +320,17 @@ def test_the_dedupe_key_follows_the_voice_and_never_the_filename(speed, audio_fo
     [b] = fakes.submit(["Hei"], batch=False, custom_filename="b")
     assert b.task.task_id == a.task.task_id  # the filename stays out of the key
     other = service.voice_for(service.VoiceRequest(speed=speed, format=audio_format), settings=SETTINGS)
-    assert (dedupe_key("Hei", other) == a.task.dedupe_key) is (other == a.task.voice)
+    assert (dedupe_key("Hei", other, tenant_id="acme") == a.task.dedupe_key) is (other == a.task.voice)
+
+
+def test_the_same_text_of_two_tenants_is_two_tasks():
+    fakes = Fakes()
+    [a] = fakes.submit(["Hei"], batch=False, tenant_id="acme")
+    [b] = fakes.submit(["Hei"], batch=False, tenant_id="globex")
+    assert (a.created, b.created) == (True, True)
+    assert a.task.task_id != b.task.task_id
+    assert a.task.dedupe_key != b.task.dedupe_key
+    assert (a.task.tenant_id, b.task.tenant_id) == ("acme", "globex")
 
 
 @pytest.mark.parametrize(
@@ -328,7 +339,7 @@ def test_the_dedupe_key_follows_the_voice_and_never_the_filename(speed, audio_fo
         {"speed": 0.2},
         {"speed": 4.01},
         {"speed": "fast"},
-        {"format": "aac"},
+        {"format": "m4a"},
         {"sample_rate": 11_025},
         {"sample_rate": 16_000.5},
         {"language": ""},

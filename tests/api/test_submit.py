@@ -7,7 +7,7 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support import aws_client, events_on_queue, jobs_on_queue
+from tests.api.support import TENANT, aws_client, events_on_queue, jobs_on_queue
 from tts_common.domain import TaskStatus, normalize_text, text_key_for
 from tts_common.voice import AudioFormat, VoiceSpec, dedupe_key
 
@@ -45,7 +45,7 @@ def test_submit_creates_a_task_enqueues_its_job_and_announces_it(
         sample_rate=None,
         max_piece_chars=api_settings.tts_max_piece_chars,
     )
-    assert job.dedupe_key == dedupe_key(TEXT, job.voice)
+    assert job.dedupe_key == dedupe_key(TEXT, job.voice, tenant_id=TENANT)
     assert job.audio_key == f"audio/{body['conversion_id']}.wav"
     events = events_on_queue(resources)
     assert [(e.task_id, e.status) for e in events] == [(body["conversion_id"], TaskStatus.QUEUED)]
@@ -74,9 +74,9 @@ def test_same_text_twice_is_one_conversion_and_one_job(client, resources, record
     assert stats["dedupe_hits"] == 1
 
 
-def test_concurrent_identical_submissions_make_one_task_and_one_job(app, resources):
+def test_concurrent_identical_submissions_make_one_task_and_one_job(app, resources, auth):
     # Given: clients built up front, the barrier releases all 32 at once
-    clients = [TestClient(app) for _ in range(32)]
+    clients = [TestClient(app, headers=auth) for _ in range(32)]
     barrier = threading.Barrier(len(clients))
     results: list[dict] = []
     lock = threading.Lock()
@@ -102,9 +102,9 @@ def test_concurrent_identical_submissions_make_one_task_and_one_job(app, resourc
     assert len(events_on_queue(resources)) == 1
 
 
-def test_a_large_text_goes_to_the_bucket_and_the_job_points_at_it(make_app, resources):
+def test_a_large_text_goes_to_the_bucket_and_the_job_points_at_it(make_app, resources, auth):
     # Given: texts above 1 KiB of UTF-8 are not inlined
-    client = TestClient(make_app(inline_text_max_bytes=1024))
+    client = TestClient(make_app(inline_text_max_bytes=1024), headers=auth)
     text = "ä" * 600  # 1200 bytes
 
     # When
@@ -120,8 +120,8 @@ def test_a_large_text_goes_to_the_bucket_and_the_job_points_at_it(make_app, reso
     assert stored["Body"].read().decode("utf-8") == text
 
 
-def test_a_small_text_rides_inline(make_app, resources):
-    client = TestClient(make_app(inline_text_max_bytes=1024))
+def test_a_small_text_rides_inline(make_app, resources, auth):
+    client = TestClient(make_app(inline_text_max_bytes=1024), headers=auth)
     client.post("/api/v1/tts/convert", json={"text": "ä" * 500})  # 1000 bytes
     [job] = jobs_on_queue(resources)
     assert job.text == "ä" * 500
@@ -225,8 +225,8 @@ def test_one_bad_text_refuses_the_whole_batch_naming_every_bad_index(client, res
 
 
 @pytest.mark.parametrize("texts", [[], ["a", "b", "c"]])
-def test_batch_size_is_bounded(make_app, texts):
-    client = TestClient(make_app(max_batch_texts=2))
+def test_batch_size_is_bounded(make_app, texts, auth):
+    client = TestClient(make_app(max_batch_texts=2), headers=auth)
     response = client.post("/api/v1/tts/convert-multiple", json={"texts": texts})
     assert response.status_code == 422
     assert response.json()["error"]["details"]["errors"][0]["loc"] == ["body", "texts"]
@@ -247,9 +247,9 @@ def test_normalization_is_what_dedupes(client):
 # -- body size ----------------------------------------------------------------------------------------------
 
 
-def test_a_body_over_the_limit_is_413_and_creates_nothing(make_app, resources):
+def test_a_body_over_the_limit_is_413_and_creates_nothing(make_app, resources, auth):
     # Given
-    client = TestClient(make_app(max_request_bytes=2048))
+    client = TestClient(make_app(max_request_bytes=2048), headers=auth)
     body = '{"text": "' + "a" * 4096 + '"}'
 
     # When
@@ -265,9 +265,9 @@ def test_a_body_over_the_limit_is_413_and_creates_nothing(make_app, resources):
     assert jobs_on_queue(resources) == []
 
 
-def test_a_chunked_body_over_the_limit_is_413_once_it_passes_the_limit(make_app, resources):
+def test_a_chunked_body_over_the_limit_is_413_once_it_passes_the_limit(make_app, resources, auth):
     # Given: no Content-Length, the body streamed in pieces
-    client = TestClient(make_app(max_request_bytes=2048))
+    client = TestClient(make_app(max_request_bytes=2048), headers=auth)
 
     def stream():
         yield b'{"text": "'
@@ -286,8 +286,8 @@ def test_a_chunked_body_over_the_limit_is_413_once_it_passes_the_limit(make_app,
     assert jobs_on_queue(resources) == []
 
 
-def test_a_body_at_the_limit_is_accepted(make_app):
-    client = TestClient(make_app(max_request_bytes=2048))
+def test_a_body_at_the_limit_is_accepted(make_app, auth):
+    client = TestClient(make_app(max_request_bytes=2048), headers=auth)
     prefix, suffix = '{"text": "', '"}'
     body = prefix + "a" * (2048 - len(prefix) - len(suffix)) + suffix
     assert len(body.encode()) == 2048

@@ -7,7 +7,7 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from tests.api.support import finish_task, jobs_on_queue
+from tests.api.support import TENANT, finish_task, jobs_on_queue
 from tts_common.voice import AudioFormat, dedupe_key
 
 TEXT = "Habari za asubuhi"
@@ -18,9 +18,9 @@ SERVED = {
 
 
 @pytest.fixture
-def three(make_app) -> TestClient:
+def three(make_app, auth) -> TestClient:
     """The API of a deployment that serves Finnish, English and Swahili."""
-    return TestClient(make_app(**SERVED))
+    return TestClient(make_app(**SERVED), headers=auth)
 
 
 def _submit(client: TestClient, **fields) -> dict:
@@ -64,7 +64,7 @@ def test_an_unserved_language_is_422_at_submit_naming_the_served_ones(three, res
         ({"format": "ogg_opus", "sample_rate": 22050}, ["body", "sample_rate"]),
         ({"format": "ogg_opus", "sample_rate": 44100}, ["body", "sample_rate"]),
         ({"sample_rate": 11025}, ["body", "sample_rate"]),
-        ({"format": "aac"}, ["body", "format"]),
+        ({"format": "m4a"}, ["body", "format"]),
         ({"speed": 0.1}, ["body", "speed"]),
         ({"speed": 4.5}, ["body", "speed"]),
     ],
@@ -113,7 +113,7 @@ def test_the_dedupe_key_is_the_text_and_the_voice_only(client, resources):
     jobs = {j.task_id: j for j in jobs_on_queue(resources)}
     assert set(jobs) == {wav["conversion_id"], mp3["conversion_id"]}
     for job in jobs.values():
-        assert job.dedupe_key == dedupe_key(TEXT, job.voice)
+        assert job.dedupe_key == dedupe_key(TEXT, job.voice, tenant_id=TENANT)
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,10 @@ from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
 from tts_common.task import Task
 from tts_common.voice import AudioFormat, dedupe_key
 
+TENANT = "acme"
+
 VOICE = make_voice(format="mp3", sample_rate=24_000, speed=1.25)
-KEY = dedupe_key("Hyvää huomenta", VOICE)
+KEY = dedupe_key("Hyvää huomenta", VOICE, tenant_id=TENANT)
 
 
 def new_task(key: str = KEY, *, at: datetime | None = None) -> Task:
@@ -28,6 +30,7 @@ def new_task(key: str = KEY, *, at: datetime | None = None) -> Task:
         text_chars=14,
         submitted_at=at or datetime.now(UTC),
         text="Hyvää huomenta",
+        tenant_id=TENANT,
     )
 
 
@@ -50,7 +53,7 @@ def test_concurrent_identical_submissions_create_one_task(repository) -> None:
     assert len(results) == 32
     assert sum(created for _, created in results) == 1
     assert len({t.task_id for t, _ in results}) == 1
-    stats = repository.stats()
+    stats = repository.stats(tenant_id=TENANT)
     assert stats.submitted == 1
     assert stats.dedupe_hits == 31
     assert stats.counts[TaskStatus.QUEUED] == 1
@@ -107,12 +110,12 @@ def test_events_update_the_record_and_the_counters(repository) -> None:
     )
     assert done is not None
     assert done.status is TaskStatus.DONE
-    stored = repository.get(task.task_id)
+    stored = repository.get(task.task_id, tenant_id=None)
     assert stored.lifecycle.audio == audio
     assert stored.lifecycle.started_at == t0
-    listed = repository.list_tasks(status=TaskStatus.DONE, limit=10, next_token=None).items
+    listed = repository.list_tasks(status=TaskStatus.DONE, limit=10, next_token=None, tenant_id=TENANT).items
     assert [t.lifecycle.audio for t in listed] == [audio]  # the format is in the index projection too
-    stats = repository.stats()
+    stats = repository.stats(tenant_id=TENANT)
     assert stats.counts[TaskStatus.DONE] == 1
     assert stats.counts[TaskStatus.QUEUED] == 0
     assert stats.average_processing_s == pytest.approx(2.0)
@@ -121,12 +124,14 @@ def test_events_update_the_record_and_the_counters(repository) -> None:
 def test_a_tasks_voice_is_kept_with_it_and_shown_in_lists(repository) -> None:
     # Given: a task submitted in a voice other than the defaults
     voice = make_voice(language="swh", model_id="facebook/mms-tts-swh", format="ogg_opus", sample_rate=48_000)
-    task, _ = repository.create_or_get(replace(new_task(dedupe_key("Habari", voice)), voice=voice))
+    task, _ = repository.create_or_get(
+        replace(new_task(dedupe_key("Habari", voice, tenant_id=TENANT)), voice=voice)
+    )
 
     # When / Then: the record and both list indexes give the same spec back
-    assert repository.get(task.task_id).voice == voice
+    assert repository.get(task.task_id, tenant_id=None).voice == voice
     for status in (None, TaskStatus.QUEUED):
-        [listed] = repository.list_tasks(status=status, limit=10, next_token=None).items
+        [listed] = repository.list_tasks(status=status, limit=10, next_token=None, tenant_id=TENANT).items
         assert listed.voice == voice
 
 
@@ -138,7 +143,7 @@ def test_an_event_for_an_unknown_task_is_dropped(repository) -> None:
         is None
     )
     with pytest.raises(TaskNotFound):
-        repository.get("f" * 32)
+        repository.get("f" * 32, tenant_id=None)
 
 
 def test_pages_are_newest_first_without_repeats(repository, now: datetime) -> None:
@@ -149,7 +154,7 @@ def test_pages_are_newest_first_without_repeats(repository, now: datetime) -> No
     ]
     seen, token = [], None
     while True:
-        page = repository.list_tasks(status=None, limit=3, next_token=token)
+        page = repository.list_tasks(status=None, limit=3, next_token=token, tenant_id=TENANT)
         seen += [t.task_id for t in page.items]
         token = page.next_token
         if token is None:
@@ -160,16 +165,16 @@ def test_pages_are_newest_first_without_repeats(repository, now: datetime) -> No
 @pytest.mark.parametrize("token", ["garbage", "e30", "eyJrIjp7fSwicyI6bnVsbH0"])
 def test_foreign_page_tokens_are_refused(repository, token: str) -> None:
     with pytest.raises(InvalidPageToken):
-        repository.list_tasks(status=None, limit=3, next_token=token)
+        repository.list_tasks(status=None, limit=3, next_token=token, tenant_id=TENANT)
 
 
 def test_a_token_is_bound_to_its_status_filter(repository) -> None:
     for i in range(3):
         repository.create_or_get(new_task(f"{i:064x}"))
-    page = repository.list_tasks(status=TaskStatus.QUEUED, limit=1, next_token=None)
+    page = repository.list_tasks(status=TaskStatus.QUEUED, limit=1, next_token=None, tenant_id=TENANT)
     assert page.next_token
     with pytest.raises(InvalidPageToken):
-        repository.list_tasks(status=None, limit=1, next_token=page.next_token)
+        repository.list_tasks(status=None, limit=1, next_token=page.next_token, tenant_id=TENANT)
 
 
 def _repo_at(resources, when: datetime):
@@ -188,13 +193,13 @@ def test_an_expired_task_is_gone_and_its_text_gets_a_new_task(resources, now: da
     repo_now = _repo_at(resources, now)
     # Then reading it says not found, and the same text makes a new task instead of a dedupe hit
     with pytest.raises(TaskNotFound):
-        repo_now.get(old.task_id)
+        repo_now.get(old.task_id, tenant_id=TENANT)
     fresh, created = repo_now.create_or_get(new_task(at=now))
     assert created
     assert fresh.task_id != old.task_id
-    assert [t.task_id for t in repo_now.list_tasks(status=None, limit=10, next_token=None).items] == [
-        fresh.task_id
-    ]
+    assert [
+        t.task_id for t in repo_now.list_tasks(status=None, limit=10, next_token=None, tenant_id=TENANT).items
+    ] == [fresh.task_id]
 
 
 def test_a_dedupe_hit_never_returns_a_task_about_to_expire(resources, now: datetime) -> None:
@@ -227,7 +232,9 @@ def _token(payload: dict) -> str:
 )
 def test_well_formed_but_forged_tokens_are_refused(repository, key: dict) -> None:
     with pytest.raises(InvalidPageToken):
-        repository.list_tasks(status=None, limit=3, next_token=_token({"k": key, "s": None}))
+        repository.list_tasks(
+            status=None, limit=3, next_token=_token({"k": key, "s": None}), tenant_id=TENANT
+        )
 
 
 def test_processing_time_stat_does_not_depend_on_event_order(resources, now: datetime) -> None:
@@ -250,7 +257,7 @@ def test_processing_time_stat_does_not_depend_on_event_order(resources, now: dat
         ]
         for i in order:
             repo.apply_events(task.task_id, [events[i]])
-        averages.append(repo.stats().average_processing_s)
+        averages.append(repo.stats(tenant_id=TENANT).average_processing_s)
     # every task took 110 s from its first start, whatever order its events came in
     assert averages == [pytest.approx(110.0)] * 3
 

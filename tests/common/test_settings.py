@@ -88,7 +88,7 @@ def test_bad_value_is_named(env: pytest.MonkeyPatch, variable: str, value: str) 
         ("TTS_NOISE_SCALE", "3"),
         ("TTS_NOISE_SCALE_DURATION", "-1"),
         ("TTS_MAX_PIECE_CHARS", "10"),
-        ("TTS_FORMAT", "aac"),
+        ("TTS_FORMAT", "m4a"),
     ],
 )
 def test_a_bad_voice_default_is_named_where_it_is_read(

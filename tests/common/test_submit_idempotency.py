@@ -19,9 +19,11 @@ from tts_common.exceptions import DependencyUnavailable
 from tts_common.task import Task
 from tts_common.voice import dedupe_key
 
+TENANT = "acme"
+
 TEXT = "Vastaus katosi matkalla"
 VOICE = make_voice()
-KEY = dedupe_key(TEXT, VOICE)
+KEY = dedupe_key(TEXT, VOICE, tenant_id=TENANT)
 # Two attempts per call (the API's budget): the first send and one resend by botocore.
 TIMEOUTS = ClientTimeouts(connect_s=1.0, read_s=2.0, max_attempts=2)
 _TRANSACT = "before-send.dynamodb.TransactWriteItems"
@@ -35,6 +37,7 @@ def new_task() -> Task:
         text_chars=len(TEXT),
         submitted_at=datetime.now(UTC),
         text=TEXT,
+        tenant_id=TENANT,
     )
 
 
@@ -86,10 +89,10 @@ def test_a_resent_submission_that_the_table_applied_is_reported_created(reposito
     # Then: the task is new (its job will be sent), not a dedupe hit of itself
     assert created
     assert stored.task_id == task.task_id
-    stats = repository.stats()
+    stats = repository.stats(tenant_id=TENANT)
     assert stats.submitted == 1
     assert stats.dedupe_hits == 0
-    assert repository.get(task.task_id).dedupe_hits == 0
+    assert repository.get(task.task_id, tenant_id=None).dedupe_hits == 0
     # And the resend is the same idempotent request (DynamoDB applies a token once; moto ignores it)
     assert len(sends) == 2
     tokens = [body.get("ClientRequestToken") for body in sends]
@@ -111,11 +114,11 @@ def test_a_submission_that_never_reached_the_table_is_unavailable_and_a_retry_cr
 
     # Then: a typed "try again" (the API's 503), after every attempt, and nothing was written
     assert len(sends) == TIMEOUTS.max_attempts
-    assert repository.stats().submitted == 0
+    assert repository.stats(tenant_id=TENANT).submitted == 0
 
     # And the client's retry (a new request, so a new task id) creates the task
     retry = new_task()
     stored, created = repository.create_or_get(retry)
     assert created
     assert stored.task_id == retry.task_id
-    assert repository.stats().submitted == 1
+    assert repository.stats(tenant_id=TENANT).submitted == 1

@@ -23,6 +23,8 @@ from tts_common.voice import (
     waveform_key,
 )
 
+TENANT = "acme"
+
 VOICE = make_voice()
 
 _FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
@@ -63,7 +65,7 @@ def test_the_dedupe_key_changes_with_every_field_of_the_spec(
     case: tuple[VoiceSpec, VoiceSpec, str], text: str
 ) -> None:
     voice, other, _ = case
-    assert dedupe_key(text, voice) != dedupe_key(text, other)
+    assert dedupe_key(text, voice, tenant_id=TENANT) != dedupe_key(text, other, tenant_id=TENANT)
 
 
 @given(one_field_changed(), st.text(max_size=50))
@@ -87,18 +89,22 @@ def test_the_dedupe_key_ignores_whitespace_runs_and_edges(text: str, gap: str) -
     assume(words)
     a = normalize_text(" ".join(words))
     b = normalize_text(gap + gap.join(words) + gap)
-    assert dedupe_key(a, VOICE) == dedupe_key(b, VOICE)
+    assert dedupe_key(a, VOICE, tenant_id=TENANT) == dedupe_key(b, VOICE, tenant_id=TENANT)
 
 
 def test_the_dedupe_key_is_nfc_normalized() -> None:
     composed, decomposed = "Hyvää päivää", "Hyva\u0308a\u0308 pa\u0308iva\u0308a\u0308"
-    assert dedupe_key(normalize_text(composed), VOICE) == dedupe_key(normalize_text(decomposed), VOICE)
+    assert dedupe_key(normalize_text(composed), VOICE, tenant_id=TENANT) == dedupe_key(
+        normalize_text(decomposed), VOICE, tenant_id=TENANT
+    )
 
 
 @given(st.text(), st.text())
 def test_different_texts_have_different_keys_and_seeds(a: str, b: str) -> None:
     assume(normalize_text(a) != normalize_text(b))
-    assert dedupe_key(normalize_text(a), VOICE) != dedupe_key(normalize_text(b), VOICE)
+    assert dedupe_key(normalize_text(a), VOICE, tenant_id=TENANT) != dedupe_key(
+        normalize_text(b), VOICE, tenant_id=TENANT
+    )
     assert waveform_key(normalize_text(a), VOICE) != waveform_key(normalize_text(b), VOICE)
 
 
@@ -114,7 +120,7 @@ def test_a_voice_survives_its_json_unchanged(voice: VoiceSpec) -> None:
     # The task record and the job carry it as JSON: keys and seeds must not drift through it.
     again = VoiceSpec.model_validate_json(voice.model_dump_json())
     assert again == voice
-    assert dedupe_key("hei", again) == dedupe_key("hei", voice)
+    assert dedupe_key("hei", again, tenant_id=TENANT) == dedupe_key("hei", voice, tenant_id=TENANT)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +136,7 @@ def test_a_voice_survives_its_json_unchanged(voice: VoiceSpec) -> None:
         {"max_piece_chars": 19},
         {"language": "fi"},
         {"language": "FIN"},
-        {"format": "aac"},
+        {"format": "m4a"},
         {"pitch": 1.0},
     ],
 )
@@ -158,3 +164,8 @@ def test_the_output_rate_is_the_asked_one_else_the_native_one_the_format_holds(
 def test_every_format_accepts_some_rates_and_opus_only_its_own() -> None:
     assert rates_for(AudioFormat.OGG_OPUS) == (8000, 16000, 24000, 48000)
     assert all(rates_for(f) == SAMPLE_RATES for f in FORMATS if f is not AudioFormat.OGG_OPUS)
+
+
+def test_the_dedupe_key_is_per_tenant() -> None:
+    assert dedupe_key("hei", VOICE, tenant_id="acme") != dedupe_key("hei", VOICE, tenant_id="globex")
+    assert dedupe_key("hei", VOICE, tenant_id="acme") == dedupe_key("hei", VOICE, tenant_id="acme")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -27,6 +28,14 @@ FINNISH_200 = (
 )
 
 
+# The stack's development key (LOCAL_API_KEY: `make run` takes it instead of drawing one).
+API_KEY = "tts_e2e" + "K" * 40
+AUTH = {"x-api-key": API_KEY}
+PYTHONPATH = os.pathsep.join(
+    ["layers/common", "functions/api", "functions/worker", "functions/task_events", "."]
+)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -34,17 +43,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    api_port, moto_port = _free_port(), _free_port()
+def ports() -> tuple[int, int]:
+    """The API's and moto's ports."""
+    return _free_port(), _free_port()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, ports: tuple[int, int]) -> Iterator[str]:
+    api_port, moto_port = ports
     log = tmp_path_factory.mktemp("stack") / "stack.log"
     env = {
         **os.environ,
         "TTS_CACHE_DIR": str(tmp_path_factory.mktemp("models")),
         "API_PORT": str(api_port),
         "MOTO_PORT": str(moto_port),
-        "PYTHONPATH": os.pathsep.join(
-            ["layers/common", "functions/api", "functions/worker", "functions/task_events", "."]
-        ),
+        "LOCAL_API_KEY": API_KEY,
+        "PYTHONPATH": PYTHONPATH,
     }
     env.pop("AWS_ENDPOINT_URL", None)
     with log.open("wb") as out:
@@ -89,7 +103,7 @@ def _wait_done(client: httpx.Client, conversion_id: str, *, timeout_s: float) ->
 
 
 def test_submit_poll_download_a_valid_wav(stack: str) -> None:
-    with httpx.Client(base_url=stack, timeout=30) as client:
+    with httpx.Client(headers=AUTH, base_url=stack, timeout=30) as client:
         assert client.get("/health").json()["checks"] == {"table": True, "bucket": True, "queue": True}
         started = time.monotonic()
         submitted = _submit(client, FINNISH_200, custom_filename="kesä")
@@ -120,8 +134,57 @@ def test_submit_poll_download_a_valid_wav(stack: str) -> None:
         assert redirect.headers["location"].startswith("http://127.0.0.1:")
 
 
+def test_a_done_conversion_has_speech_marks_and_subtitles_that_parse(stack: str) -> None:
+    import srt
+    import webvtt
+
+    text = "Hyvää huomenta, maailma! Tämä on toinen lause."
+    with httpx.Client(headers=AUTH, base_url=stack, timeout=30) as client:
+        conversion_id = _submit(client, text).json()["conversion_id"]
+        task = _wait_done(client, conversion_id, timeout_s=30)
+        assert task["status"] == "done", task
+        assert task["marks"] == ["json", "vtt", "srt", "words.vtt"]
+        fetched = {}
+        for marks_format in task["marks"]:
+            link = client.get(f"/api/v1/tts/{conversion_id}/marks", params={"format": marks_format})
+            assert link.status_code == 200, link.text
+            fetched[marks_format] = httpx.get(link.json()["url"], timeout=30).content.decode("utf-8")
+
+    duration_ms, frame_ms = task["duration_s"] * 1000, 256 / 16  # one 256-sample frame at 16 kHz
+    marks = [json.loads(line) for line in fetched["json"].splitlines()]
+    assert [(m["type"], m["value"]) for m in marks if m["type"] == "sentence"] == [
+        ("sentence", "Hyvää huomenta, maailma!"),
+        ("sentence", "Tämä on toinen lause."),
+    ]
+    assert [m["value"] for m in marks if m["type"] == "word"] == [
+        "Hyvää",
+        "huomenta",
+        "maailma",
+        "Tämä",
+        "on",
+        "toinen",
+        "lause",
+    ]
+    assert all(text.encode()[m["start"] : m["end"]].decode() == m["value"] for m in marks)
+    times = [m["time"] for m in marks]
+    assert times == sorted(times)
+    captions = webvtt.from_buffer(io.StringIO(fetched["vtt"])).captions
+    subtitles = list(srt.parse(fetched["srt"]))
+    assert (
+        [c.text for c in captions]
+        == [s.content for s in subtitles]
+        == [
+            "Hyvää huomenta, maailma!",
+            "Tämä on toinen lause.",
+        ]
+    )
+    assert abs(subtitles[-1].end.total_seconds() * 1000 - duration_ms) <= frame_ms
+    assert abs(captions[-1].end_time.in_milliseconds() - duration_ms) <= frame_ms
+    assert len(webvtt.from_buffer(io.StringIO(fetched["words.vtt"])).captions) == 7
+
+
 def test_same_text_same_id_also_from_32_concurrent_submissions(stack: str) -> None:
-    with httpx.Client(base_url=stack, timeout=60) as client:
+    with httpx.Client(headers=AUTH, base_url=stack, timeout=60) as client:
         first = _submit(client, FINNISH_200).json()
         again = _submit(client, "  " + FINNISH_200.replace(" ", "  ") + "\n").json()
         assert again["conversion_id"] == first["conversion_id"]
@@ -148,13 +211,13 @@ def test_same_text_same_id_also_from_32_concurrent_submissions(stack: str) -> No
     ],
 )
 def test_bad_input_is_422_with_a_typed_body(stack: str, payload: dict) -> None:
-    response = httpx.post(f"{stack}/api/v1/tts/convert", json=payload, timeout=30)
+    response = httpx.post(f"{stack}/api/v1/tts/convert", json=payload, headers=AUTH, timeout=30)
     assert response.status_code == 422
     assert set(response.json()["error"]) >= {"code", "message"}
 
 
 def test_unknown_id_is_404_and_early_download_is_409(stack: str) -> None:
-    with httpx.Client(base_url=stack, timeout=30) as client:
+    with httpx.Client(headers=AUTH, base_url=stack, timeout=30) as client:
         missing = client.get(f"/api/v1/tts/{'0' * 32}")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "task_not_found"
@@ -169,7 +232,7 @@ def test_unknown_id_is_404_and_early_download_is_409(stack: str) -> None:
 
 
 def test_list_pages_newest_first(stack: str) -> None:
-    with httpx.Client(base_url=stack, timeout=30) as client:
+    with httpx.Client(headers=AUTH, base_url=stack, timeout=30) as client:
         seen: list[str] = []
         token = None
         while True:
@@ -200,7 +263,7 @@ def test_three_languages_from_the_model_store_each_in_its_own_format_and_rate(st
         ("eng", "ogg_opus", 48000, "Good morning, this is a test."),
         ("swh", "mp3", 22050, "Habari ya asubuhi, hii ni jaribio."),
     ]
-    with httpx.Client(base_url=stack, timeout=30) as client:
+    with httpx.Client(headers=AUTH, base_url=stack, timeout=30) as client:
         voices = client.get("/api/v1/voices").json()
         assert {v["code"] for v in voices["languages"]} == {"fin", "eng", "swh"}
         ids = [
@@ -217,7 +280,7 @@ def test_three_languages_from_the_model_store_each_in_its_own_format_and_rate(st
 
 def test_speed_halves_the_duration_and_formats_carry_the_same_samples(stack: str) -> None:
     text = "Nopeus muuttaa puheen kestoa, mutta ei sen sisältöä."
-    with httpx.Client(base_url=stack, timeout=30) as client:
+    with httpx.Client(headers=AUTH, base_url=stack, timeout=30) as client:
         normal = _submit(client, text, speed=1.0).json()["conversion_id"]
         fast = _submit(client, text, speed=2.0).json()["conversion_id"]
         flac = _submit(client, text, speed=1.0, format="flac").json()["conversion_id"]
@@ -244,7 +307,56 @@ def test_speed_halves_the_duration_and_formats_carry_the_same_samples(stack: str
     ],
 )
 def test_an_unserved_language_or_an_impossible_rate_is_422(stack: str, payload: dict, loc: str) -> None:
-    with httpx.Client(base_url=stack, timeout=30) as client:
+    with httpx.Client(headers=AUTH, base_url=stack, timeout=30) as client:
         response = _submit(client, "Hei.", **payload)
     assert response.status_code == 422, response.text
     assert loc in response.text
+
+
+def _admin(moto_port: int, *args: str) -> dict:
+    """`tts-admin --local` against the stack's moto, as an operator runs it; its JSON output."""
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    done = subprocess.run(
+        [sys.executable, "-m", "tts_common.admin", "--local", "--endpoint-url", endpoint, *args, "--json"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_tenants_see_only_their_own_conversions(stack: str, ports: tuple[int, int]) -> None:
+    """The issue's `done when`: no key is 401, the printed key works, a second tenant's key made with the
+    admin command sees none of the first's conversions, and the same text is one conversion per tenant."""
+    # Given: no key, then the development key, then a key for a second tenant made with tts-admin
+    assert httpx.get(f"{stack}/api/v1/tts", timeout=30).status_code == 401
+    created = _admin(ports[1], "keys", "create", "--tenant", "e2e-other", "--name", "second")
+    other = {"Authorization": f"Bearer {created['key']}"}
+    text = "Kaksi asiakasta, sama lause."
+    with (
+        httpx.Client(headers=AUTH, base_url=stack, timeout=30) as first,
+        httpx.Client(headers=other, base_url=stack, timeout=30) as second,
+    ):
+        mine = _submit(first, text).json()
+        theirs = _submit(second, text).json()
+        # Then: two conversions, neither a dedupe hit
+        assert mine["conversion_id"] != theirs["conversion_id"]
+        assert (mine["deduplicated"], theirs["deduplicated"]) == (False, False)
+        assert _wait_done(first, mine["conversion_id"], timeout_s=60)["status"] == "done"
+        # ...and the second tenant sees nothing of the first's: get, download, list, stats
+        for path in (f"/api/v1/tts/{mine['conversion_id']}", f"/api/v1/tts/{mine['conversion_id']}/download"):
+            response = second.get(path)
+            assert response.status_code == 404, path
+            assert response.json()["error"]["code"] == "task_not_found"
+        listed = [item["conversion_id"] for item in second.get("/api/v1/tts").json()["items"]]
+        assert listed == [theirs["conversion_id"]]
+        assert second.get("/api/v1/tts/stats").json()["submitted"] == 1
+        # When the second key is revoked, Then it stops working at once
+        assert _admin(ports[1], "keys", "revoke", created["key_id"])["active"] is False
+        refused = second.get("/api/v1/tts")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert refused.json()["error"]["code"] == "invalid_api_key"

@@ -94,3 +94,20 @@ def actions_of(statement: dict[str, Any]) -> list[str]:
 def render(value: Any) -> str:
     """A compact string of any template fragment, for 'mentions' checks."""
     return json.dumps(value, sort_keys=True)
+
+
+def methods_by_path(assembly: Assembly) -> dict[tuple[str, str], dict[str, Any]]:
+    """The service stack's API methods keyed by (HTTP method, resource path), e.g. ("GET", "/ui/{file}")."""
+    resources = assembly.resources(assembly.service_name, "AWS::ApiGateway::Resource")
+
+    def path_of(reference: dict[str, Any]) -> str:
+        if "Fn::GetAtt" in reference:  # the API's root resource
+            return ""
+        resource = resources[reference["Ref"]]["Properties"]
+        return f"{path_of(resource['ParentId'])}/{resource['PathPart']}"
+
+    methods = assembly.resources(assembly.service_name, "AWS::ApiGateway::Method").values()
+    return {
+        (m["Properties"]["HttpMethod"], path_of(m["Properties"]["ResourceId"]) or "/"): m["Properties"]
+        for m in methods
+    }

@@ -1,4 +1,5 @@
-"""The API: REST API → the FastAPI function, API keys with a usage plan, logs and traces, least privilege."""
+"""The API: REST API → the FastAPI function, tenant keys metered by a usage plan, logs and traces, least
+privilege. The key authorizer and the gateway's own answers: test_infra_tenancy.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from infra_helpers import (
     Assembly,
     actions_of,
     function_with_handler,
+    methods_by_path,
     policy_statements_of_role,
     render,
 )
@@ -48,11 +50,13 @@ def test_api_function_runs_the_mangum_handler_with_the_layer(lambda_app: Assembl
 
 
 def test_every_method_needs_an_api_key_and_is_validated(lambda_app: Assembly) -> None:
-    methods = lambda_app.resources(lambda_app.service_name, "AWS::ApiGateway::Method")
-    assert len(methods) == 2  # ANY / and ANY /{proxy+}
-    for method in methods.values():
-        props = method["Properties"]
-        assert props["ApiKeyRequired"] is True
+    methods = methods_by_path(lambda_app)
+    # The try-it page's two GETs are the only ones without a key (test_infra_ui.py).
+    assert set(methods) == {("ANY", "/"), ("ANY", "/{proxy+}"), ("GET", "/ui"), ("GET", "/ui/{file}")}
+    for (_, path), props in methods.items():
+        if not path.startswith("/ui"):
+            assert props["ApiKeyRequired"] is True
+            assert props["AuthorizationType"] == "CUSTOM"
         assert props["Integration"]["Type"] == "AWS_PROXY"
         assert "RequestValidatorId" in props
     lambda_app.service.has_resource_properties(
@@ -68,7 +72,7 @@ def test_stage_logs_traces_and_meters(lambda_app: Assembly) -> None:
             "TracingEnabled": True,
             "AccessLogSetting": {
                 "DestinationArn": Match.any_value(),
-                "Format": Match.string_like_regexp("apiKeyId"),
+                "Format": Match.string_like_regexp("apiKeyId.*tenantId.*keyId"),
             },
             "MethodSettings": Match.array_with(
                 [
@@ -92,12 +96,14 @@ def test_usage_plan_throttles_and_caps_each_key(lambda_app: Assembly) -> None:
             "ApiStages": Match.array_with([Match.object_like({"ApiId": Match.any_value()})]),
         },
     )
-    lambda_app.service.resource_count_is("AWS::ApiGateway::ApiKey", 1)
-    lambda_app.service.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+    # No key in the template: `tts-admin keys create` adds each tenant key to the plan.
+    lambda_app.service.resource_count_is("AWS::ApiGateway::ApiKey", 0)
+    lambda_app.service.resource_count_is("AWS::ApiGateway::UsagePlanKey", 0)
 
 
 def test_cors_is_off_unless_origins_are_configured(lambda_app: Assembly, ecs_app: Assembly) -> None:
-    lambda_app.service.resource_count_is("AWS::ApiGateway::GatewayResponse", 0)
+    plain = lambda_app.resources(lambda_app.service_name, "AWS::ApiGateway::GatewayResponse")
+    assert "Access-Control" not in render(plain)
     options = [
         m
         for m in ecs_app.resources(ecs_app.service_name, "AWS::ApiGateway::Method").values()
@@ -105,8 +111,14 @@ def test_cors_is_off_unless_origins_are_configured(lambda_app: Assembly, ecs_app
     ]
     assert options, "preflight methods expected when cors_origins is set"
     assert "https://app.example.com" in render(options)
+    # Every answer of the gateway's own (a refused key, throttled) reaches a browser's script.
     responses = ecs_app.resources(ecs_app.service_name, "AWS::ApiGateway::GatewayResponse")
-    assert {r["Properties"]["ResponseType"] for r in responses.values()} == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "ACCESS_DENIED", "THROTTLED"} <= {
+        r["Properties"]["ResponseType"] for r in responses.values()
+    }
+    for response in responses.values():
+        headers = response["Properties"]["ResponseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://app.example.com'"
 
 
 def test_api_role_holds_only_what_the_api_does(lambda_app: Assembly) -> None:

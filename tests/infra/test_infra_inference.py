@@ -51,7 +51,8 @@ def test_jobs_queue_dead_letters_after_max_receives(mode: str, request: pytest.F
 
 def test_every_queue_is_encrypted_and_tls_only(any_app: Assembly) -> None:
     queues = any_app.resources(any_app.service_name, "AWS::SQS::Queue")
-    assert len(queues) == 4  # jobs, events and their dead-letter queues
+    # jobs, parts (fan-out), events, notifications (webhooks) and their dead-letter queues
+    assert len(queues) == 8
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
     policies = any_app.resources(any_app.service_name, "AWS::SQS::QueuePolicy").values()
@@ -144,9 +145,35 @@ def test_worker_role_reads_inputs_writes_audio_and_publishes(lambda_app: Assembl
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= set(
         resources_by_action
     )
-    # It looks a job's task up (a job for no task is dropped) and never writes the table or queries indexes.
-    assert {a for a in resources_by_action if a.startswith("dynamodb:")} == {"dynamodb:GetItem"}
+    # It looks a job's task up (a job for no task is dropped) and never writes a task or queries indexes:
+    # its only writes are the fan-out's plan items (pk plan#<task>), by a LeadingKeys condition.
+    assert {a for a in resources_by_action if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
     assert "index" not in resources_by_action["dynamodb:GetItem"]
+    [plan_writes] = [s for s in statements if "dynamodb:UpdateItem" in actions_of(s)]
+    assert plan_writes["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["plan#*"]}}
+    assert set(actions_of(plan_writes)) == {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+    # Fan-out: the parts under parts/, the join's multipart upload, part and join jobs on both queues.
+    assert "/parts/*" in resources_by_action["s3:DeleteObject"]
+    assert "/audio/*" in resources_by_action["s3:AbortMultipartUpload"]
+    assert "sqs:SendMessage" in resources_by_action
+
+
+def test_the_lambda_worker_takes_parts_one_at_a_time_below_its_job_concurrency(lambda_app: Assembly) -> None:
+    mappings = lambda_app.resources(lambda_app.service_name, "AWS::Lambda::EventSourceMapping")
+    worker_mappings = [
+        m["Properties"]
+        for m in mappings.values()
+        if "Parts" in render(m["Properties"]["EventSourceArn"]) and "DeadLetter" not in render(m)
+    ]
+    [parts] = worker_mappings
+    assert parts["BatchSize"] == 1
+    assert parts["ScalingConfig"]["MaximumConcurrency"] < lambda_app.config.worker_max_concurrency
+    worker = worker_function(lambda_app)["Properties"]["Environment"]["Variables"]
+    assert "PARTS_QUEUE_URL" in worker
 
 
 def test_ecs_cluster_runs_on_gpu_instances_from_the_gpu_ami(ecs_app: Assembly) -> None:
@@ -230,9 +257,10 @@ def test_ecs_service_scales_to_zero_on_the_backlog(ecs_app: Assembly) -> None:
         for p in policies
     )
     assert adjustments == backlog_capacity_steps(config.ecs_max_tasks)
-    # The alarms watch tasks wanted = ceil((visible + in flight) / backlog per task).
+    # The alarms watch tasks wanted = ceil((visible + in flight) / backlog per task + parts visible + in
+    # flight): a long text's part (fan-out) is a task's worth of work.
     alarms = render(ecs_app.resources(ecs_app.service_name, "AWS::CloudWatch::Alarm"))
-    assert f"/ {config.ecs_backlog_per_task})" in alarms
+    assert f"/ {config.ecs_backlog_per_task} + FILL(parts, 0) + FILL(partsinflight, 0))" in alarms
     assert "ApproximateNumberOfMessagesNotVisible" in alarms
 
 

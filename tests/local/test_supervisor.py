@@ -157,7 +157,12 @@ def test_each_child_logs_under_its_own_service_name() -> None:
 
     env = {"POWERTOOLS_SERVICE_NAME": "inherited", "X": "1"}
     names = {name: child_environment(env, name)["POWERTOOLS_SERVICE_NAME"] for name in SERVICE_NAMES}
-    assert names == {"api": "tts-api", "worker": "tts-worker", "task-events": "tts-task-events"}
+    assert names == {
+        "api": "tts-api",
+        "worker": "tts-worker",
+        "task-events": "tts-task-events",
+        "notifier": "tts-notifier",
+    }
     assert child_environment(env, "api")["X"] == "1"
 
 

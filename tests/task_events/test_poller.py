@@ -76,7 +76,7 @@ def test_events_are_applied_while_a_sweep_is_stuck(events_queue, repository, res
 
         # Then it is applied without waiting for the sweep
         deadline = time.monotonic() + 10
-        while repository.get(task.task_id).status is not TaskStatus.PROCESSING:
+        while repository.get(task.task_id, tenant_id=None).status is not TaskStatus.PROCESSING:
             assert time.monotonic() < deadline, "the event waited for the sweep"
             time.sleep(0.05)
     finally:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.api.support import aws_client
 from tests.sqs_support import drain, sqs_event
 from tests.voices import make_voice
 from tts_common.domain import TaskStatus, audio_key_for
@@ -15,10 +16,19 @@ from tts_common.messages import AudioInfo, LifecycleEvent, SynthesisJob
 from tts_common.task import Task
 from tts_common.voice import AudioFormat, VoiceSpec, dedupe_key
 
+TENANT = "acme"
 
-def make_task(repository, *, at: datetime, text: str = "Hei maailma", voice: VoiceSpec | None = None) -> Task:
+
+def make_task(
+    repository,
+    *,
+    at: datetime,
+    text: str = "Hei maailma",
+    voice: VoiceSpec | None = None,
+    tenant: str = TENANT,
+) -> Task:
     voice = voice or make_voice()
-    key = dedupe_key(text, voice)
+    key = dedupe_key(text, voice, tenant_id=tenant)
     task, _ = repository.create_or_get(
         Task(
             task_id=uuid.uuid4().hex,
@@ -27,6 +37,7 @@ def make_task(repository, *, at: datetime, text: str = "Hei maailma", voice: Voi
             text_chars=len(text),
             submitted_at=at,
             text=text,
+            tenant_id=tenant,
         )
     )
     return task
@@ -70,7 +81,7 @@ def test_handler_applies_events_and_reports_only_bad_records(
     result = handler_module.handler(event, lambda_context)
     # Then only the malformed record is reported (it goes back, and to the DLQ after maxReceiveCount)
     assert result == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
-    assert repository.get(task.task_id).status is TaskStatus.DONE
+    assert repository.get(task.task_id, tenant_id=None).status is TaskStatus.DONE
 
 
 def test_handler_unwraps_an_sns_envelope(handler_module, repository, lambda_context) -> None:
@@ -80,7 +91,7 @@ def test_handler_unwraps_an_sns_envelope(handler_module, repository, lambda_cont
     )
     envelope = json.dumps({"Type": "Notification", "Message": inner.model_dump_json()})
     assert handler_module.handler(sqs_event([envelope]), lambda_context) == {"batchItemFailures": []}
-    assert repository.get(task.task_id).status is TaskStatus.PROCESSING
+    assert repository.get(task.task_id, tenant_id=None).status is TaskStatus.PROCESSING
 
 
 def test_sweeper_requeues_a_task_whose_submission_died(
@@ -141,7 +152,7 @@ def test_the_sweeper_requeues_a_task_with_its_own_stored_spec_whatever_its_envir
     [job] = [SynthesisJob.model_validate_json(b) for b in drain(resources.jobs_queue_url)]
     assert job.voice == voice
     assert job.audio_key == audio_key_for(stuck.task_id, AudioFormat.MP3)
-    assert job.dedupe_key == stuck.dedupe_key == dedupe_key("Habari", voice)
+    assert job.dedupe_key == stuck.dedupe_key == dedupe_key("Habari", voice, tenant_id=TENANT)
 
 
 def test_sweeper_fails_tasks_gone_quiet_and_finishes_completed_ones(
@@ -187,12 +198,12 @@ def test_sweeper_fails_tasks_gone_quiet_and_finishes_completed_ones(
     # The decisions travel as lifecycle messages; applying them settles the records
     bodies = drain(resources.events_queue_url)
     assert handler_module.handler(sqs_event(bodies), lambda_context) == {"batchItemFailures": []}
-    failed = repository.get(processing.task_id)
+    failed = repository.get(processing.task_id, tenant_id=None)
     assert failed.status is TaskStatus.FAILED
     assert failed.lifecycle.error is not None
     assert failed.lifecycle.error.code == "timed_out"
-    assert repository.get(completed.task_id).status is TaskStatus.DONE
-    assert repository.get(busy.task_id).status is TaskStatus.PROCESSING
+    assert repository.get(completed.task_id, tenant_id=None).status is TaskStatus.DONE
+    assert repository.get(busy.task_id, tenant_id=None).status is TaskStatus.PROCESSING
 
 
 def test_a_backlog_of_announced_tasks_does_not_hide_a_lost_job(
@@ -245,9 +256,10 @@ def test_a_lagging_consumer_never_makes_a_submitted_task_look_lost(resources, re
         job_queue=job_queue_from(api),
         publisher=publisher_from(api),
         clock=lambda: submitted_at,
+        tenant_id=TENANT,
     )
     assert submission.created
-    assert repository.get(submission.task.task_id).lifecycle.enqueued_at == submitted_at
+    assert repository.get(submission.task.task_id, tenant_id=None).lifecycle.enqueued_at == submitted_at
 
     # When: the sweeper runs long after REQUEUE_AFTER_S
     events = load_settings(TaskEventsSettings)
@@ -280,3 +292,41 @@ def test_a_requeued_task_is_marked_so_the_next_sweep_leaves_it(
     # Then it sends nothing again
     assert second["requeued"] == []
     assert len(drain(resources.jobs_queue_url)) == 1
+
+
+def test_the_sweeper_finds_stalled_tasks_of_every_tenant(
+    handler_module, resources, repository, lambda_context, monkeypatch
+) -> None:
+    """The sweeper reads the sparse, sharded index of unfinished tasks: no tenant's stalled task is missed,
+    and a finished task leaves that index."""
+    from tts_common.storage import schema
+
+    # Given: the same text gone quiet while processing, for three tenants, and one tenant's task done
+    monkeypatch.setenv("STALE_AFTER_S", "3600")
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    quiet = [
+        make_task(repository, at=long_ago, text="Hiljaista", tenant=t) for t in ("acme", "globex", "initech")
+    ]
+    for task in quiet:
+        repository.apply_events(
+            task.task_id,
+            [LifecycleEvent(task_id=task.task_id, status=TaskStatus.PROCESSING, at=long_ago, attempt=1)],
+        )
+    done = make_task(repository, at=long_ago, text="Valmis", tenant="globex")
+    repository.apply_events(
+        done.task_id,
+        [LifecycleEvent(task_id=done.task_id, status=TaskStatus.DONE, at=long_ago, audio=audio_of(done))],
+    )
+
+    # When
+    report = handler_module.sweep_handler({}, lambda_context)
+
+    # Then: all three are timed out; once the decisions are applied no task is left in the open index
+    assert sorted(report["timed_out"]) == sorted(t.task_id for t in quiet)
+    assert handler_module.handler(sqs_event(drain(resources.events_queue_url)), lambda_context) == {
+        "batchItemFailures": []
+    }
+    open_items = aws_client("dynamodb").scan(TableName=resources.table_name, IndexName=schema.OPEN_INDEX)[
+        "Items"
+    ]
+    assert open_items == []

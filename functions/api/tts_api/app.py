@@ -16,7 +16,7 @@ from tts_api.errors import (
     payload_too_large,
     strip_default_validation_responses,
 )
-from tts_api.routes import health, tts, voices
+from tts_api.routes import health, openai_speech, polly, tts, ui, voices
 from tts_common import __version__
 from tts_common.exceptions import ConfigurationError
 from tts_common.settings import ApiSettings, cached_settings
@@ -40,7 +40,7 @@ class _CorsFromSettings:
                     self._app,
                     allow_origins=origins,
                     allow_methods=["GET", "POST"],
-                    allow_headers=["content-type", "x-api-key"],
+                    allow_headers=["content-type", "x-api-key", "authorization"],
                     max_age=600,
                 )
                 if origins
@@ -110,6 +110,9 @@ def create_app(*, settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tts.router)
     app.include_router(voices.router)
+    app.include_router(ui.router)
+    app.include_router(openai_speech.router)
+    app.include_router(polly.router)
     strip_default_validation_responses(app)
     _document_served_languages(app)
     return app

@@ -6,12 +6,16 @@ Tests override any of them with `app.dependency_overrides[get_x] = ...`.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from tts_api import observability
 from tts_api.service import Clock
@@ -19,8 +23,19 @@ from tts_common import wiring
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.s3 import AudioStore
 from tts_common.adapters.sqs import JobQueue
+from tts_common.exceptions import InvalidApiKey, MissingApiKey
 from tts_common.settings import ApiSettings, cached_settings
 from tts_common.storage.repository import TaskRepository
+from tts_common.tenancy import (
+    API_KEY_HEADER,
+    AUTHORIZATION_HEADER,
+    BEARER_SCHEME,
+    CONTEXT_KEY_ID,
+    CONTEXT_TENANT,
+    ApiKeyStore,
+    Principal,
+    extract_key,
+)
 
 
 def get_settings(request: Request) -> ApiSettings:
@@ -53,6 +68,13 @@ def publisher_for(settings: ApiSettings) -> EventPublisher:
     return wiring.publisher_from(settings)
 
 
+@lru_cache(maxsize=8)
+def key_store_for(settings: ApiSettings) -> ApiKeyStore | None:
+    if settings.key_table_name is None:
+        return None
+    return wiring.key_store_from(settings, table_name=settings.key_table_name)
+
+
 # boto3's default session is not thread-safe while it builds clients (uvicorn serves from a thread pool).
 _BUILD_LOCK = threading.Lock()
 
@@ -77,12 +99,95 @@ def get_publisher(settings: SettingsDep) -> EventPublisher:
         return publisher_for(settings)
 
 
+def get_key_store(settings: SettingsDep) -> ApiKeyStore | None:
+    """The key table, where the API resolves keys itself (TTS_KEY_TABLE set); None: only the authorizer."""
+    with _BUILD_LOCK:
+        return key_store_for(settings)
+
+
+KeyStoreDep = Annotated[ApiKeyStore | None, Depends(get_key_store)]
+
+
+def authorizer_principal(event: Mapping[str, Any] | None) -> Principal | None:
+    """The tenant a Lambda authorizer resolved, from the API Gateway event Mangum hands the app: REST (v1)
+    `requestContext.authorizer.tenantId`, HTTP API (v2) `requestContext.authorizer.lambda.tenantId`."""
+    if not isinstance(event, Mapping):
+        return None
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, Mapping) else None
+    if not isinstance(authorizer, Mapping):
+        return None
+    if isinstance(authorizer.get("lambda"), Mapping):
+        authorizer = authorizer["lambda"]
+    tenant, key_id = authorizer.get(CONTEXT_TENANT), authorizer.get(CONTEXT_KEY_ID)
+    if not isinstance(tenant, str) or not tenant:
+        return None
+    return Principal(tenant_id=tenant, key_id=key_id if isinstance(key_id, str) else "")
+
+
+# The two ways to send a key, as OpenAPI security schemes (the docs' Authorize button); the key itself is
+# read by tenancy.extract_key, the same code the authorizer runs.
+_API_KEY_SCHEME = APIKeyHeader(
+    name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False, description="A tenant's API key."
+)
+_BEARER_SCHEME = HTTPBearer(
+    scheme_name="Bearer", auto_error=False, description="The same key as `Authorization: Bearer KEY`."
+)
+
+
+def get_principal(
+    request: Request,
+    key_store: KeyStoreDep,
+    _api_key: Annotated[str | None, Security(_API_KEY_SCHEME)] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER_SCHEME)] = None,
+) -> Principal:
+    """Who calls. Behind the authorizer (AWS) its context says; otherwise (the local stack) the request's
+    key is resolved here, against the same key table with the same code. No key, or one that is unknown
+    or revoked: 401 (errors.py adds `WWW-Authenticate`)."""
+    resolved = authorizer_principal(request.scope.get("aws.event"))
+    if resolved is not None:
+        return resolved
+    key = extract_key(request.headers)
+    bearer = _bearer_form(request.headers.get(API_KEY_HEADER), request.headers.get(AUTHORIZATION_HEADER))
+    if key is None:
+        raise MissingApiKey(bearer=bearer)
+    principal = key_store.resolve(key, _utcnow()) if key_store is not None else None
+    if principal is None:
+        raise InvalidApiKey(bearer=bearer)
+    return principal
+
+
+def _bearer_form(api_key: str | None, authorization: str | None) -> bool:
+    """Whether the caller tried `Authorization: Bearer` (and sent no x-api-key)."""
+    if api_key and api_key.strip():
+        return False
+    return (authorization or "").strip().lower().startswith(BEARER_SCHEME)
+
+
+TenantDep = Annotated[Principal, Depends(get_principal)]
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 def get_clock() -> Clock:
     return _utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class WaitClock:
+    """What a synchronous route's bounded wait (service.wait_for_end) reads and sleeps on; tests fake it."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def get_wait_clock() -> WaitClock:
+    return WaitClock()
+
+
+WaitClockDep = Annotated[WaitClock, Depends(get_wait_clock)]
 
 
 def get_metrics() -> Metrics:
@@ -99,5 +204,5 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 def clear_caches() -> None:
     """Forget built clients (tests that start a fresh moto between cases)."""
-    for factory in (repository_for, audio_store_for, job_queue_for, publisher_for):
+    for factory in (repository_for, audio_store_for, job_queue_for, publisher_for, key_store_for):
         factory.cache_clear()

@@ -4,6 +4,8 @@ Every error body is `{"error": {"code", "message", "details"?}}`:
 - typed service errors (TTSError subclasses) map by type, never by message;
 - a request that breaks the schema is 422 `validation_error` with `details.errors` [{loc, msg, type}];
 - a body that is not valid JSON is 400 `malformed_json` (FastAPI would say 422; 400 is what it is);
+- a request without a valid key is 401 `missing_api_key` / `invalid_api_key`, with `WWW-Authenticate: Bearer`
+  (and `error="invalid_token"` when a Bearer key was refused, RFC 6750);
 - routing errors keep their status (404 `not_found`, 405 `method_not_allowed`);
 - a body over MAX_REQUEST_BYTES is 413 `payload_too_large`, refused before it is parsed (app._BodyLimit);
 - anything else is 500 `internal_error`, logged here and never echoed to the client.
@@ -25,18 +27,25 @@ from tts_api.schemas import ErrorResponse
 from tts_common.exceptions import (
     ConcurrentUpdate,
     DependencyUnavailable,
+    InvalidApiKey,
+    InvalidCallbackUrl,
     InvalidInput,
     InvalidPageToken,
+    MarksNotAvailable,
     TaskNotFound,
     TaskNotReady,
     TTSError,
+    Unauthenticated,
 )
 
 # Looked up along the exception's MRO, so a subclass (UnsupportedLanguage) inherits its parent's status.
 STATUS_BY_ERROR: dict[type[TTSError], int] = {
     InvalidInput: 422,
     InvalidPageToken: 400,
+    InvalidCallbackUrl: 400,
+    Unauthenticated: 401,
     TaskNotFound: 404,
+    MarksNotAvailable: 404,
     TaskNotReady: 409,
     DependencyUnavailable: 503,
     ConcurrentUpdate: 503,
@@ -74,11 +83,24 @@ async def _tts_error(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("request failed", extra={"code": exc.code, "path": request.url.path})
         return error_response(status=500, code="internal_error", message="Internal server error")
     headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
+    if isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": www_authenticate(exc)}
     if status == 503:
         logger.warning("dependency unavailable", extra={"code": exc.code, "details": exc.details})
     return error_response(
         status=status, code=exc.code, message=exc.message, details=exc.details, headers=headers
     )
+
+
+REALM = "tts"
+
+
+def www_authenticate(exc: Unauthenticated) -> str:
+    """The challenge of a 401: Bearer always (RFC 7235 asks for one); why, when a Bearer key was refused."""
+    challenge = f'Bearer realm="{REALM}"'
+    if exc.bearer and isinstance(exc, InvalidApiKey):
+        challenge += ', error="invalid_token"'
+    return challenge
 
 
 def _location(loc: Sequence[Any]) -> str:
@@ -152,8 +174,12 @@ def install_error_handlers(app: FastAPI) -> None:
 # -- OpenAPI ------------------------------------------------------------------------------------------------
 
 _DESCRIPTIONS: dict[int, str] = {
-    400: "Malformed request (`malformed_json`, `invalid_page_token`, `bad_request`).",
-    404: "No such conversion (`task_not_found`), also for ids that are not 32 lowercase hex characters.",
+    400: "Malformed request (`malformed_json`, `invalid_page_token`, `bad_request`); a page token issued "
+    "to another tenant or for another filter is `invalid_page_token`.",
+    401: "No API key (`missing_api_key`), or an unknown or revoked one (`invalid_api_key`); send "
+    "`x-api-key: KEY` or `Authorization: Bearer KEY`. Carries `WWW-Authenticate: Bearer`.",
+    404: "No such conversion (`task_not_found`), also for ids that are not 32 lowercase hex characters "
+    "and for another tenant's conversions.",
     409: "The audio is not available: the conversion is not done yet, or it failed (`task_not_ready`).",
     413: "The request body is larger than MAX_REQUEST_BYTES (`payload_too_large`); `details.limit_bytes`.",
     422: "Invalid input (`validation_error`, `unsupported_language`).",

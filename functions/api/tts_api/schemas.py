@@ -12,11 +12,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tts_common.domain import MAX_FILENAME_CHARS, TaskStatus, validate_custom_filename
+from tts_common.domain import MAX_FILENAME_CHARS, MarksFormat, TaskStatus, validate_custom_filename
 from tts_common.exceptions import InvalidInput
 from tts_common.languages import ServedLanguages
-from tts_common.task import Task, TaskStats
+from tts_common.task import Task, TaskStats, WebhookState
 from tts_common.voice import FORMATS, SAMPLE_RATES, SPEED_MAX, SPEED_MIN, AudioFormat, rates_for
+from tts_common.webhooks import MAX_URL_CHARS
 
 # A hard cap on the raw text before normalization (settings cap the normalized length at 100 000 at most);
 # it keeps a request from making the API normalize megabytes.
@@ -117,12 +118,32 @@ class _VoiceFields(_Request):
     sample_rate: SampleRate | None = None
 
 
-class ConvertRequest(_VoiceFields):
+CallbackUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        description="Where to POST the signed notification when the conversion ends done or failed "
+        "(`X-TTS-Signature`, README: Webhooks). https only; a host resolving to a private, loopback, "
+        "link-local or metadata address is refused (400 `invalid_callback_url`, `details.reason`). "
+        "Not in the dedupe key: on a dedupe hit the first submission's callback_url stands (answered in "
+        "`callback_url`), as `custom_filename` does. The tenant needs a webhook secret "
+        "(`tts-admin webhooks secret`), else the notification is recorded undeliverable.",
+        examples=["https://example.com/hooks/tts"],
+    ),
+]
+
+
+class _CallbackField(_Request):
+    callback_url: CallbackUrl | None = None
+
+
+class ConvertRequest(_VoiceFields, _CallbackField):
     text: InputText
     custom_filename: CustomFilename | None = None
 
 
-class ConvertMultipleRequest(_VoiceFields):
+class ConvertMultipleRequest(_VoiceFields, _CallbackField):
     texts: Annotated[
         list[InputText],
         Field(
@@ -147,6 +168,11 @@ class ConversionAccepted(_Response):
         description="The filename the conversion downloads under. On a dedupe hit the first submission's "
         "name stands; a different name can be asked for at download time (`?filename=`)."
     )
+    callback_url: str | None = Field(
+        default=None,
+        description="The callback the conversion notifies. On a dedupe hit the first submission's stands: "
+        "compare it with the one sent.",
+    )
 
     @classmethod
     def from_task(cls, task: Task, *, deduplicated: bool) -> ConversionAccepted:
@@ -156,6 +182,7 @@ class ConversionAccepted(_Response):
             submitted_at=task.submitted_at,
             deduplicated=deduplicated,
             custom_filename=task.custom_filename,
+            callback_url=task.callback_url,
         )
 
 
@@ -171,6 +198,34 @@ class TaskError(_Response):
 class Progress(_Response):
     pieces_done: int
     pieces_total: int
+
+
+class WebhookInfo(_Response):
+    url: str
+    state: WebhookState | None = Field(
+        description="pending (retrying), delivered, undeliverable (retries ran out, or the tenant has no "
+        "webhook secret), gone (the receiver answered 410); null until the conversion ends."
+    )
+    event: TaskStatus | None = Field(description="The status notified (done or failed).")
+    attempts: int
+    last_status: int | None = Field(description="The receiver's last HTTP status; null: no answer.")
+    last_error: str | None
+    delivered_at: datetime | None
+
+    @classmethod
+    def from_task(cls, task: Task) -> WebhookInfo | None:
+        if task.callback_url is None:
+            return None
+        w = task.webhook
+        return cls(
+            url=task.callback_url,
+            state=w.state if w else None,
+            event=w.event if w else None,
+            attempts=w.attempts if w else 0,
+            last_status=w.last_status if w else None,
+            last_error=w.last_error if w else None,
+            delivered_at=w.delivered_at if w else None,
+        )
 
 
 class Conversion(_Response):
@@ -195,6 +250,16 @@ class Conversion(_Response):
     custom_filename: str | None
     progress: Progress | None
     attempts: int
+    marks: list[MarksFormat] = Field(
+        default_factory=list,
+        description="The speech marks and subtitle formats stored with the audio "
+        "(`GET /api/v1/tts/{conversion_id}/marks?format=...`); empty until done.",
+    )
+    webhook: WebhookInfo | None = Field(
+        default=None,
+        description="The callback and how its notification stands; null without callback_url. The "
+        "list view leaves it null (its index does not carry it): read the conversion itself.",
+    )
 
     @classmethod
     def from_task(cls, task: Task) -> Conversion:
@@ -227,6 +292,8 @@ class Conversion(_Response):
             if lc.pieces_total
             else None,
             attempts=lc.attempts,
+            marks=list(task.marks),
+            webhook=WebhookInfo.from_task(task),
         )
 
 

@@ -6,8 +6,9 @@ Collaborators come in as arguments (the routes get them from `deps`); nothing he
 from __future__ import annotations
 
 import re
+import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +21,13 @@ from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.s3 import AudioStore, PresignedDownload
 from tts_common.adapters.sqs import JobQueue
 from tts_common.domain import (
+    MARKS_FORMATS,
+    TERMINAL_STATUSES,
+    MarksFormat,
     TaskStatus,
     download_filename,
+    marks_filename,
+    marks_key_for,
     text_key_for,
     validate_custom_filename,
     validate_text,
@@ -29,12 +35,13 @@ from tts_common.domain import (
 from tts_common.exceptions import (
     DependencyUnavailable,
     InvalidInput,
+    MarksNotAvailable,
     TaskNotFound,
     TaskNotReady,
     TTSError,
 )
 from tts_common.jobs import job_for
-from tts_common.messages import LifecycleEvent
+from tts_common.messages import AudioInfo, LifecycleEvent
 from tts_common.settings import ApiSettings
 from tts_common.storage.repository import TaskRepository
 from tts_common.task import Task, TaskPage, TaskStats
@@ -46,6 +53,7 @@ from tts_common.voice import (
     check_sample_rate,
     dedupe_key,
 )
+from tts_common.webhooks import check_url
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
@@ -172,6 +180,7 @@ def _normalize_texts(texts: Sequence[str], *, settings: ApiSettings, batch: bool
 
 def submit_texts(
     *,
+    tenant_id: str,
     texts: Sequence[str],
     custom_filename: str | None,
     voice: VoiceRequest,
@@ -183,17 +192,27 @@ def submit_texts(
     publisher: EventPublisher,
     clock: Clock,
     new_id: IdFactory = new_task_id,
+    callback_url: str | None = None,
+    client_request: Mapping[str, Any] | None = None,
 ) -> list[Submission]:
-    """Create (or find) one task per text, enqueue a job for each new one, then announce it as queued.
+    """Create (or find) one of the tenant's tasks per text, enqueue a job for each new one, then announce it
+    as queued. Dedupe is within the tenant: another tenant's identical text is another task.
 
     Order matters for recovery: a task whose job could not be sent is not marked enqueued, so the sweeper
     re-enqueues it after REQUEUE_AFTER_S; the client gets a 503 and a retry returns the same id. The mark is
     written here, right after the send, never inferred from the lifecycle consumer's progress.
+    `client_request`: a compatibility API's request fields (tts_common.polly), stored on each task and
+    hashed into its dedupe key.
     """
     spec = voice_for(voice, settings=settings)
     normalized = _normalize_texts(texts, settings=settings, batch=batch)
+    if callback_url is not None:
+        # Refused now (400) rather than found undeliverable later; the notifier checks again at each
+        # delivery and connects to the address it checked (DNS rebinding).
+        check_url(callback_url, allow_loopback=settings.webhook_allow_loopback)
     submissions = [
         _create_or_get(
+            tenant_id=tenant_id,
             text=text,
             voice=spec,
             custom_filename=custom_filename,
@@ -202,6 +221,8 @@ def submit_texts(
             audio_store=audio_store,
             submitted_at=clock(),
             task_id=new_id(),
+            callback_url=callback_url,
+            client_request=client_request,
         )
         for text in normalized
     ]
@@ -216,6 +237,7 @@ def submit_texts(
 
 def _create_or_get(
     *,
+    tenant_id: str,
     text: str,
     voice: VoiceSpec,
     custom_filename: str | None,
@@ -224,17 +246,22 @@ def _create_or_get(
     audio_store: AudioStore,
     submitted_at: datetime,
     task_id: str,
+    callback_url: str | None = None,
+    client_request: Mapping[str, Any] | None = None,
 ) -> Submission:
     large = len(text.encode("utf-8")) > settings.inline_text_max_bytes
     task = Task(
         task_id=task_id,
-        dedupe_key=dedupe_key(text, voice),
+        tenant_id=tenant_id,
+        dedupe_key=dedupe_key(text, voice, tenant_id=tenant_id, client_request=client_request),
         voice=voice,
         text_chars=len(text),
         submitted_at=submitted_at,
         custom_filename=custom_filename,
         text=None if large else text,
         text_key=text_key_for(task_id) if large else None,
+        callback_url=callback_url,
+        client_request=dict(client_request) if client_request else None,
     )
     if task.text_key is not None:
         # Written before the task exists, so a task never points at a missing text. On a dedupe hit the
@@ -266,32 +293,92 @@ def _announce_queued(tasks: list[Task], *, publisher: EventPublisher, clock: Clo
             logger.exception("could not publish the queued event", extra={"task_id": task.task_id})
 
 
+def is_task_id(value: str) -> bool:
+    """Whether `value` has the form of a conversion id (uuid4 hex)."""
+    return _TASK_ID.fullmatch(value) is not None
+
+
 def _checked_id(task_id: str) -> str:
     if not _TASK_ID.fullmatch(task_id):
         raise TaskNotFound(task_id[:64])
     return task_id
 
 
-def get_task(*, task_id: str, repository: TaskRepository) -> Task:
+def get_task(*, tenant_id: str, task_id: str, repository: TaskRepository) -> Task:
+    """The tenant's task; another tenant's id is TaskNotFound, exactly as an unknown one."""
     checked = _checked_id(task_id)
     with _dependency("task table"):
-        return repository.get(checked)
+        return repository.get(checked, tenant_id=tenant_id)
+
+
+# What a synchronous answer keeps of the Lambda's remaining time after the wait: reading the audio from S3,
+# base64 for API Gateway, and the answer's way out (the API's dependency budget is 4 s).
+LAMBDA_ANSWER_RESERVE_S = 6.0
+_FIRST_POLL_S = 0.2
+_MAX_POLL_S = 1.0
+
+
+def sync_deadline(
+    *, settings: ApiSettings, lambda_context: Any | None = None, clock: Callable[[], float] = time.monotonic
+) -> float:
+    """The `clock` value a synchronous route waits until: SYNC_WAIT_S from now, cut to the Lambda's remaining
+    time less LAMBDA_ANSWER_RESERVE_S when there is a Lambda context (Mangum: scope["aws.context"])."""
+    now = clock()
+    budget = settings.sync_wait_s
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        budget = min(budget, remaining() / 1000 - LAMBDA_ANSWER_RESERVE_S)
+    return now + max(budget, 0.0)
+
+
+def wait_for_end(
+    *,
+    task_id: str,
+    tenant_id: str,
+    deadline_s: float,
+    repository: TaskRepository,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Task:
+    """Poll the tenant's task (consistent reads) until it ends or `clock()` reaches `deadline_s` (an absolute
+    value of `clock`, see sync_deadline), and return it as last read. It has ended when it is done or failed,
+    or when it carries audio (completed: the audio is written, `done` is on its way). Polls start at 0.2 s and
+    grow to 1 s: about 25 reads in 20 s. Not ended at the deadline: the task as it stands (the caller answers
+    503). TaskNotFound and DependencyUnavailable as get_task."""
+    checked = _checked_id(task_id)
+    delay = _FIRST_POLL_S
+    while True:
+        with _dependency("task table"):
+            task = repository.get(checked, tenant_id=tenant_id, consistent=True)
+        if task.status in TERMINAL_STATUSES or task.lifecycle.audio is not None:
+            return task
+        left = deadline_s - clock()
+        if left <= 0:
+            return task
+        sleep(min(delay, left))
+        delay = min(delay * 1.5, _MAX_POLL_S)
 
 
 def list_tasks(
-    *, status: TaskStatus | None, limit: int, next_token: str | None, repository: TaskRepository
+    *,
+    tenant_id: str,
+    status: TaskStatus | None,
+    limit: int,
+    next_token: str | None,
+    repository: TaskRepository,
 ) -> TaskPage:
     with _dependency("task table"):
-        return repository.list_tasks(status=status, limit=limit, next_token=next_token)
+        return repository.list_tasks(tenant_id=tenant_id, status=status, limit=limit, next_token=next_token)
 
 
-def get_stats(*, repository: TaskRepository) -> TaskStats:
+def get_stats(*, tenant_id: str, repository: TaskRepository) -> TaskStats:
     with _dependency("task table"):
-        return repository.stats()
+        return repository.stats(tenant_id=tenant_id)
 
 
 def download_link(
     *,
+    tenant_id: str,
     task_id: str,
     filename: str | None,
     settings: ApiSettings,
@@ -304,19 +391,71 @@ def download_link(
             filename = validate_custom_filename(filename)
         except InvalidInput as exc:
             raise _invalid([_field_error(["query", "filename"], exc.message, "invalid_filename")]) from None
-    task = get_task(task_id=task_id, repository=repository)
-    audio = task.lifecycle.audio
-    if task.status is not TaskStatus.DONE or audio is None:
-        not_ready = TaskNotReady(task.task_id, str(task.status))
-        if task.lifecycle.error is not None and not_ready.details is not None:
-            not_ready.details["error"] = task.lifecycle.error.model_dump()
-        raise not_ready
+    task = get_task(tenant_id=tenant_id, task_id=task_id, repository=repository)
+    audio = _done_audio(task)
+    return audio_link(task=task, audio=audio, filename=filename, settings=settings, audio_store=audio_store)
+
+
+def written_audio(task: Task) -> AudioInfo | None:
+    """The task's audio once written (completed or done; `done` may still be on its way), else None."""
+    if task.status in (TaskStatus.COMPLETED, TaskStatus.DONE):
+        return task.lifecycle.audio
+    return None
+
+
+def read_audio(*, audio: AudioInfo, max_bytes: int, audio_store: AudioStore) -> bytes | None:
+    """The audio's bytes for a synchronous answer; None when larger than `max_bytes` (answer with a link)."""
+    if audio.file_size > max_bytes:
+        return None
+    with _dependency("audio bucket"):
+        return audio_store.get_audio(audio.audio_key, max_bytes)
+
+
+def audio_link(
+    *, task: Task, audio: AudioInfo, filename: str | None, settings: ApiSettings, audio_store: AudioStore
+) -> DownloadLink:
+    """A presigned URL for written audio, saved as `filename`, else the task's name, else its id."""
     name = download_filename(filename or task.custom_filename, task.task_id, audio.format)
     with _dependency("audio bucket"):
         signed: PresignedDownload = audio_store.presign_download(
             audio.audio_key,
             filename=name,
             content_type=FORMATS[audio.format].content_type,
+            expires_in_s=settings.presign_expiry_s,
+        )
+    return DownloadLink(url=signed.url, expires_at=signed.expires_at, filename=name)
+
+
+def _done_audio(task: Task) -> AudioInfo:
+    """A done task's audio facts; TaskNotReady (with a failed task's error) before it is done."""
+    audio = task.lifecycle.audio
+    if task.status is not TaskStatus.DONE or audio is None:
+        not_ready = TaskNotReady(task.task_id, str(task.status))
+        if task.lifecycle.error is not None and not_ready.details is not None:
+            not_ready.details["error"] = task.lifecycle.error.model_dump()
+        raise not_ready
+    return audio
+
+
+def marks_link(
+    *,
+    tenant_id: str,
+    task_id: str,
+    marks_format: MarksFormat,
+    settings: ApiSettings,
+    repository: TaskRepository,
+    audio_store: AudioStore,
+) -> DownloadLink:
+    """A presigned URL for a done task's speech marks or subtitles in one format."""
+    task = get_task(tenant_id=tenant_id, task_id=task_id, repository=repository)
+    if marks_format not in _done_audio(task).marks:
+        raise MarksNotAvailable(task.task_id, str(marks_format))
+    name = marks_filename(task.custom_filename, task.task_id, marks_format)
+    with _dependency("audio bucket"):
+        signed: PresignedDownload = audio_store.presign_download(
+            marks_key_for(task.task_id, marks_format),
+            filename=name,
+            content_type=MARKS_FORMATS[marks_format].content_type,
             expires_in_s=settings.presign_expiry_s,
         )
     return DownloadLink(url=signed.url, expires_at=signed.expires_at, filename=name)

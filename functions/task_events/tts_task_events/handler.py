@@ -16,11 +16,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tts_common.metrics import STATUS_DIMENSION, Metric
 from tts_common.settings import TaskEventsSettings, cached_settings
+from tts_common.storage.plans import PlanLedger
 from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
 from tts_task_events.dead_letters import fail_dead_lettered
 from tts_task_events.logic import apply_message
-from tts_task_events.sweeper import policy_from, sweep
+from tts_task_events.sweeper import ledger_from, policy_from, sweep
 
 logger = Logger()
 tracer = Tracer()
@@ -33,6 +34,11 @@ dead_letter_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire
 @cache
 def _repository() -> TaskRepository:
     return repository_from(cached_settings(TaskEventsSettings))
+
+
+@cache
+def _ledger() -> PlanLedger:
+    return ledger_from(cached_settings(TaskEventsSettings))
 
 
 def _record_handler(record: SQSRecord) -> None:
@@ -65,6 +71,7 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         publisher=publisher_from(settings),
         now=datetime.now(UTC),
         policy=policy_from(settings),
+        ledger=ledger_from(settings),
     )
     metrics.add_metric(name=Metric.TASKS_REQUEUED, unit=MetricUnit.Count, value=len(report.requeued))
     metrics.add_metric(name=Metric.TASKS_TIMED_OUT, unit=MetricUnit.Count, value=len(report.timed_out))
@@ -83,16 +90,20 @@ def _dead_letter_record(record: SQSRecord) -> None:
         repository=_repository(),
         publisher=publisher_from(settings),
         clock=lambda: datetime.now(UTC),
+        ledger=_ledger(),
     )
     if outcome.failed:
         metrics.add_metric(name=Metric.TASKS_DEAD_LETTERED, unit=MetricUnit.Count, value=1)
+    if outcome.part:
+        metrics.add_metric(name=Metric.PARTS_DEAD_LETTERED, unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def dead_letter_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    """The jobs DLQ's event source: each dead-lettered job fails its task at once (dead_lettered)."""
+    """The jobs and parts DLQs' event source: each dead-lettered job fails its task at once (dead_lettered);
+    a dead-lettered part also fails its parent's plan."""
     return process_partial_response(
         event=event, record_handler=_dead_letter_record, processor=dead_letter_processor, context=context
     )

@@ -14,11 +14,12 @@ from tts_common.adapters.aws import client
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.sqs import JobQueue, ReceivedMessage
 from tts_common.settings import TaskEventsSettings, load_settings
+from tts_common.storage.plans import PlanLedger
 from tts_common.storage.repository import TaskRepository
 from tts_common.wiring import job_queue_from, publisher_from, repository_from
 from tts_task_events.dead_letters import fail_dead_lettered
 from tts_task_events.logic import apply_message
-from tts_task_events.sweeper import policy_from, sweep
+from tts_task_events.sweeper import ledger_from, policy_from, sweep
 
 logger = Logger(service="tts-task-events")
 
@@ -63,15 +64,21 @@ def sweep_round(*, settings: TaskEventsSettings, repository: TaskRepository) -> 
         publisher=publisher_from(settings),
         now=datetime.now(UTC),
         policy=policy_from(settings),
+        ledger=ledger_from(settings),
     )
     if report.requeued or report.timed_out or report.finished:
         logger.info("sweep", requeued=report.requeued, timed_out=report.timed_out, finished=report.finished)
 
 
 def dead_letter_round(
-    *, jobs_dlq: JobQueue, repository: TaskRepository, publisher: EventPublisher, wait_s: int
+    *,
+    jobs_dlq: JobQueue,
+    repository: TaskRepository,
+    publisher: EventPublisher,
+    wait_s: int,
+    ledger: PlanLedger | None = None,
 ) -> int:
-    """Fail the tasks of one batch of dead-lettered jobs."""
+    """Fail the tasks of one batch of dead-lettered jobs (a part's also fails its parent's plan)."""
 
     def fail(message: ReceivedMessage) -> None:
         fail_dead_lettered(
@@ -80,6 +87,7 @@ def dead_letter_round(
             repository=repository,
             publisher=publisher,
             clock=lambda: datetime.now(UTC),
+            ledger=ledger,
         )
 
     return _consume_round(queue=jobs_dlq, handle=fail, wait_s=wait_s, what="dead-lettered job")
@@ -89,9 +97,12 @@ def _dead_letter_loop(
     *, settings: TaskEventsSettings, jobs_dlq: JobQueue, repository: TaskRepository, stop: threading.Event
 ) -> None:
     publisher = publisher_from(settings)
+    ledger = ledger_from(settings)
     while not stop.is_set():
         try:
-            dead_letter_round(jobs_dlq=jobs_dlq, repository=repository, publisher=publisher, wait_s=1)
+            dead_letter_round(
+                jobs_dlq=jobs_dlq, repository=repository, publisher=publisher, wait_s=1, ledger=ledger
+            )
         except Exception:
             logger.exception("jobs DLQ round failed; going on")
             stop.wait(1.0)
@@ -116,6 +127,7 @@ def run(
     sweep_every_s: float = 30.0,
     wait_s: int = 1,
     jobs_dlq: JobQueue | None = None,
+    parts_dlq: JobQueue | None = None,
 ) -> None:
     """Apply lifecycle messages until `stop` is set; sweep every `sweep_every_s` on a thread of its own."""
     repository: TaskRepository = repository_from(settings)
@@ -126,13 +138,14 @@ def run(
         daemon=True,
     )
     sweeper.start()
-    if jobs_dlq is not None:
-        threading.Thread(
-            target=_dead_letter_loop,
-            kwargs={"settings": settings, "jobs_dlq": jobs_dlq, "repository": repository, "stop": stop},
-            name="jobs-dlq",
-            daemon=True,
-        ).start()
+    for name, dlq in (("jobs-dlq", jobs_dlq), ("parts-dlq", parts_dlq)):
+        if dlq is not None:
+            threading.Thread(
+                target=_dead_letter_loop,
+                kwargs={"settings": settings, "jobs_dlq": dlq, "repository": repository, "stop": stop},
+                name=name,
+                daemon=True,
+            ).start()
     while not stop.is_set():
         try:
             apply_round(events_queue=events_queue, repository=repository, wait_s=wait_s)
@@ -149,6 +162,8 @@ class PollerSettings(TaskEventsSettings):
     sweep_every_s: float = Field(default=30.0, validation_alias="SWEEP_EVERY_S", gt=0)
     # The jobs DLQ, whose messages fail their tasks at once (on AWS, its own function's event source).
     jobs_dlq_url: str | None = Field(default=None, validation_alias="JOBS_DLQ_URL")
+    # The parts DLQ (fan-out): a dead-lettered part fails its parent task the same way.
+    parts_dlq_url: str | None = Field(default=None, validation_alias="PARTS_DLQ_URL")
 
 
 def main() -> None:
@@ -168,6 +183,9 @@ def main() -> None:
         stop=stop,
         sweep_every_s=settings.sweep_every_s,
         jobs_dlq=jobs_dlq,
+        parts_dlq=JobQueue(sqs_client=sqs, queue_url=settings.parts_dlq_url)
+        if settings.parts_dlq_url
+        else None,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from enum import StrEnum
 
 from tts_common.exceptions import InvalidInput
@@ -71,11 +72,53 @@ AUDIO_PREFIX = "audio/"
 INPUTS_PREFIX = "inputs/"
 # The model store: saved model directories under this prefix of a bucket (the audio bucket by default).
 MODEL_STORE_PREFIX = "models/"
+# A long text's parts (fan-out): raw native-rate PCM and a manifest per part, until the join has written
+# the task's audio (the CDK app expires the prefix after 2 days as the backstop).
+PARTS_PREFIX = "parts/"
+
+
+def part_audio_key(task_id: str, part: int) -> str:
+    """Part `part` (0-based) of a fanned-out task: s16le mono PCM at the model's native rate."""
+    return f"{PARTS_PREFIX}{task_id}/{part:05d}.pcm"
+
+
+def part_manifest_key(task_id: str, part: int) -> str:
+    """The part's manifest (JSON: piece frames, pauses, timings); written after its audio, it commits it."""
+    return f"{PARTS_PREFIX}{task_id}/{part:05d}.json"
 
 
 def audio_key_for(task_id: str, audio_format: AudioFormat) -> str:
     """Where a task's audio lives in the bucket, named by its format; a retry writes the same key."""
     return f"{AUDIO_PREFIX}{task_id}.{FORMATS[audio_format].extension}"
+
+
+class MarksFormat(StrEnum):
+    """The timing files written beside a task's audio (speech marks and subtitles)."""
+
+    JSON = "json"  # speech marks as Amazon Polly writes them: JSON lines, byte offsets into the text
+    VTT = "vtt"  # WebVTT, one cue per sentence (long ones cut)
+    SRT = "srt"  # SubRip, the same cues
+    WORDS_VTT = "words.vtt"  # WebVTT, one cue per word
+
+
+@dataclass(frozen=True, slots=True)
+class MarksFacts:
+    extension: str
+    content_type: str
+
+
+MARKS_FORMATS: dict[MarksFormat, MarksFacts] = {
+    MarksFormat.JSON: MarksFacts("marks.jsonl", "application/x-json-stream"),
+    MarksFormat.VTT: MarksFacts("vtt", "text/vtt; charset=utf-8"),
+    MarksFormat.SRT: MarksFacts("srt", "application/x-subrip; charset=utf-8"),
+    MarksFormat.WORDS_VTT: MarksFacts("words.vtt", "text/vtt; charset=utf-8"),
+}
+
+
+def marks_key_for(task_id: str, marks_format: MarksFormat) -> str:
+    """Where a task's marks in one format live: beside its audio (same prefix, so the same grants and
+    expiry), named by the task; a retry writes the same key."""
+    return f"{AUDIO_PREFIX}{task_id}.{MARKS_FORMATS[marks_format].extension}"
 
 
 def text_key_for(task_id: str) -> str:
@@ -115,6 +158,12 @@ def download_filename(custom_filename: str | None, task_id: str, audio_format: A
     if dot and stem and f".{suffix.lower()}" in _AUDIO_EXTENSIONS:
         base = stem
     return f"{base}{extension}"
+
+
+def marks_filename(custom_filename: str | None, task_id: str, marks_format: MarksFormat) -> str:
+    """The name marks are saved under: the audio's name with the marks' extension (`greeting.vtt`)."""
+    audio_name = download_filename(custom_filename, task_id, AudioFormat.WAV)
+    return f"{audio_name.removesuffix('.wav')}.{MARKS_FORMATS[marks_format].extension}"
 
 
 def content_disposition(filename: str) -> str:

@@ -32,6 +32,17 @@ class UnsupportedLanguage(InvalidInput):
     code = "unsupported_language"
 
 
+class InvalidCallbackUrl(TTSError):
+    """A callback_url the notifier may not call: not https, malformed, or resolving to a private, loopback,
+    link-local or metadata address (tts_common.webhooks.check_url). `details.reason` says which."""
+
+    code = "invalid_callback_url"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, details={"reason": reason})
+        self.reason = reason
+
+
 class TaskNotFound(TTSError):
     code = "task_not_found"
 
@@ -54,11 +65,62 @@ class TaskNotReady(TTSError):
         self.status = status
 
 
+class MarksNotAvailable(TTSError):
+    """A done task has no marks in the asked format (spoken before marks existed, or by a synthesizer that
+    does not report its tokens' durations)."""
+
+    code = "marks_not_available"
+
+    def __init__(self, task_id: str, marks_format: str) -> None:
+        super().__init__(
+            f"Conversion {task_id!r} has no {marks_format} marks",
+            details={"conversion_id": task_id, "format": marks_format},
+        )
+        self.task_id = task_id
+
+
 class InvalidPageToken(TTSError):
     code = "invalid_page_token"
 
     def __init__(self) -> None:
         super().__init__("next_token is not a token this API issued")
+
+
+class Unauthenticated(TTSError):
+    """The request carries no key, or one that is unknown or revoked (told apart only by `code`).
+    `bearer`: the key came (or was attempted) as `Authorization: Bearer`."""
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str, *, bearer: bool = False) -> None:
+        super().__init__(message)
+        self.bearer = bearer
+
+
+class MissingApiKey(Unauthenticated):
+    code = "missing_api_key"
+
+    def __init__(self, *, bearer: bool = False) -> None:
+        super().__init__(
+            "an API key is required: send `x-api-key: KEY` or `Authorization: Bearer KEY`", bearer=bearer
+        )
+
+
+class InvalidApiKey(Unauthenticated):
+    """Unknown, malformed or revoked: one answer for all three, so a key's state is not disclosed."""
+
+    code = "invalid_api_key"
+
+    def __init__(self, *, bearer: bool = False) -> None:
+        super().__init__("the API key is not valid (unknown or revoked)", bearer=bearer)
+
+
+class ApiKeyNotFound(TTSError):
+    code = "api_key_not_found"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"No API key with id {key_id!r}", details={"key_id": key_id})
+        self.key_id = key_id
 
 
 class DependencyUnavailable(TTSError):

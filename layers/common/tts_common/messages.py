@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from tts_common.domain import TaskStatus
+from tts_common.domain import MarksFormat, TaskStatus
 from tts_common.voice import AudioFormat, VoiceSpec
 
 SCHEMA_VERSION = 1
@@ -40,6 +40,59 @@ class SynthesisJob(_Message):
         return self
 
 
+class PartPiece(_Message):
+    """One piece of a part: its index in split_text (its seed), its position among the text's speakable
+    pieces (where the pauses go), and its text."""
+
+    index: Annotated[int, Field(ge=0, le=100_000)]
+    position: Annotated[int, Field(ge=0, le=100_000)]
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class PartJob(_Message):
+    """One part of a long text (fan-out, tts_worker.fanout), on the parts queue: consecutive pieces, each
+    with its own seed and place, so the joined audio is the one a single worker would make."""
+
+    kind: Literal["part"] = "part"
+    schema_version: int = SCHEMA_VERSION
+    task_id: Annotated[str, Field(min_length=1, max_length=64)]
+    dedupe_key: Annotated[str, Field(min_length=64, max_length=64)]
+    voice: VoiceSpec
+    audio_key: str
+    submitted_at: AwareDatetime
+    seed_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    part: Annotated[int, Field(ge=0, le=9_999)]
+    parts_total: Annotated[int, Field(ge=2, le=10_000)]
+    pieces_total: Annotated[int, Field(ge=1, le=100_000)]
+    pieces: Annotated[tuple[PartPiece, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consecutive(self) -> Self:
+        first = self.pieces[0].position
+        if any(p.position != first + i for i, p in enumerate(self.pieces)) or self.part >= self.parts_total:
+            raise ValueError("a part holds consecutive positions and is one of parts_total")
+        if self.pieces[-1].position >= self.pieces_total:
+            raise ValueError("a part's positions lie within pieces_total")
+        return self
+
+
+class JoinJob(_Message):
+    """Join a fanned-out task's stored parts into its audio (and marks), on the jobs queue. It carries the
+    parent job's text source: the marks need the text."""
+
+    kind: Literal["join"] = "join"
+    schema_version: int = SCHEMA_VERSION
+    task_id: Annotated[str, Field(min_length=1, max_length=64)]
+    dedupe_key: Annotated[str, Field(min_length=64, max_length=64)]
+    voice: VoiceSpec
+    text: str | None = None
+    text_key: str | None = None
+    audio_key: str
+    submitted_at: AwareDatetime
+    parts_total: Annotated[int, Field(ge=2, le=10_000)]
+    pieces_total: Annotated[int, Field(ge=1, le=100_000)]
+
+
 # Bounds on what a message may say. The channel is trusted no more than a request: a forged or corrupt message
 # must not write an absurd number into a task record (attempts of 10^40, a negative size). Each bound is far
 # above what the service produces: texts are at most 100,000 characters, hence at most that many pieces.
@@ -64,6 +117,8 @@ class AudioInfo(_Message):
     sampling_rate: Annotated[int, Field(ge=1, le=MAX_SAMPLING_RATE)]
     duration_s: Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False)]
     device: Annotated[str, Field(max_length=32)]
+    # The timing files stored beside the audio (tts_common.domain.marks_key_for); empty: none.
+    marks: tuple[MarksFormat, ...] = ()
 
 
 class ErrorInfo(_Message):

@@ -30,6 +30,12 @@ class Metric(StrEnum):
     TASKS_FINISHED_BY_SWEEP = "TasksFinishedBySweep"
     # Jobs DLQ consumer: tasks failed because their job used up its deliveries.
     TASKS_DEAD_LETTERED = "TasksDeadLettered"
+    # ... of which fan-out parts (the parts DLQ): each also failed its parent's plan.
+    PARTS_DEAD_LETTERED = "PartsDeadLettered"
+    # Notifier: webhooks delivered, attempts that failed and were scheduled again, and those given up.
+    WEBHOOKS_DELIVERED = "WebhooksDelivered"
+    WEBHOOKS_RETRIED = "WebhooksRetried"
+    WEBHOOKS_UNDELIVERABLE = "WebhooksUndeliverable"
     # Worker model registry: models loaded (image, store or hub), lookups served by a resident model, and
     # the seconds each load took (fetch, from_pretrained, decoder export check).
     MODEL_LOADS = "ModelLoads"

@@ -19,6 +19,7 @@ from tts_common.languages import (
     canonical_code,
     model_id_for,
 )
+from tts_common.polly import POLLY_SYNC_MAX_CHARS
 from tts_common.voice import (
     DEFAULT_MAX_PIECE_CHARS,
     DEFAULT_NOISE_SCALE,
@@ -41,6 +42,10 @@ JOBS_QUEUE_RETENTION_S = 4 * 24 * 3600
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 DecoderRuntime = Literal["auto", "torch", "onnxruntime"]
+# TTS_CPU_GRAPH: where a CPU item's text encoder, duration predictor and flow run (the decoder follows
+# TTS_DECODER_RUNTIME). onnx = ONNX Runtime as well (tts_worker.synthesizer.onnx_graph); auto = onnx on a CPU
+# whose decoder is on ONNX Runtime, torch if its export fails its check; CUDA always runs torch.
+CpuGraph = Literal["auto", "torch", "onnx"]
 
 
 def _items(value: Any) -> list[str]:
@@ -109,6 +114,55 @@ def check_languages(
         raise ValueError(f"TTS_MODEL_OVERRIDES: {', '.join(unserved)} not in TTS_LANGUAGES")
 
 
+def parse_voice_aliases(value: Any) -> tuple[tuple[str, str], ...]:
+    """TTS_VOICE_ALIASES: `alloy=eng,nova=fin` (or its items, or pairs) into (lower-case alias, 639-3)."""
+    if (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(isinstance(p, tuple) for p in value)
+    ):
+        items = [f"{a}={b}" for a, b in value]
+    else:
+        items = _items(value)
+    pairs: dict[str, str] = {}
+    for item in items:
+        alias, sep, code = item.partition("=")
+        if not sep or not alias.strip():
+            raise ValueError(f"{item!r} is not alias=language")
+        pairs[alias.strip().lower()] = _language(code.strip())
+    return tuple(pairs.items())
+
+
+def _items_tuple(value: Any) -> tuple[str, ...]:
+    return tuple(_items(value))
+
+
+def parse_polly_voices(value: Any) -> tuple[tuple[str, str], ...]:
+    """TTS_POLLY_VOICES: `Suvi=fin,Joanna=eng` into (voice name as written, 639-3 code); names match in any
+    case (tts_common.polly), and DescribeVoices shows them as written."""
+    sequence = isinstance(value, Sequence) and not isinstance(value, str)
+    pairs = sequence and all(isinstance(p, tuple) for p in value)
+    given = [name for name, _ in value] if pairs else [item.partition("=")[0] for item in _items(value)]
+    names = {name.strip().lower(): name.strip() for name in given}
+    return tuple((names[alias], code) for alias, code in parse_voice_aliases(value))
+
+
+# Fan-out defaults (WorkerSettings.tts_part_chars, tts_fanout_min_chars); provisional until measured.
+DEFAULT_PART_CHARS = 8000
+DEFAULT_FANOUT_MIN_CHARS = 12_000
+# A fanned-out task processing with no lifecycle message for this long has a lost part or join: the sweeper
+# re-sends its parent job (the plan step re-sends what is missing), at most FANOUT_MAX_RESENDS times.
+FANOUT_STALE_AFTER_S = 1800
+FANOUT_MAX_RESENDS = 3
+
+# See ApiSettings.sync_wait_s and inline_audio_max_bytes.
+SYNC_WAIT_S = 20.0
+INLINE_AUDIO_MAX_BYTES = 4_000_000
+# OpenAI's speech models; OPENAI_MODELS replaces the list.
+OPENAI_DEFAULT_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+
+VoiceAliases = Annotated[tuple[tuple[str, str], ...], NoDecode, BeforeValidator(parse_voice_aliases)]
+PollyVoices = Annotated[tuple[tuple[str, str], ...], NoDecode, BeforeValidator(parse_polly_voices)]
 # A served language's ISO 639-3 code; 639-1 (`fi`) and 639-2/B (`fre`) forms are accepted and canonicalized.
 LanguageList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_languages)]
 OptionalLanguage = Annotated[str | None, BeforeValidator(_optional_language)]
@@ -129,8 +183,8 @@ def _max_attempts(default: int) -> Any:
     return Field(default=default, validation_alias="AWS_MAX_ATTEMPTS", ge=1, le=10)
 
 
-class ServiceSettings(BaseSettings):
-    """What every function needs: where the shared resources are and what the deployment synthesizes."""
+class AwsSettings(BaseSettings):
+    """Where AWS is and how long a call into it may take: what every boto3 client is built from."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
 
@@ -139,6 +193,36 @@ class ServiceSettings(BaseSettings):
     )
     # Set for the local stack (moto server); unset on AWS.
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+    aws_connect_timeout_s: float = _connect_timeout(2.0)
+    aws_read_timeout_s: float = _read_timeout(5.0)
+    aws_max_attempts: int = _max_attempts(3)
+
+
+# The API key table (tts_common.tenancy.ApiKeyStore).
+def _key_table(*, required: bool) -> Any:
+    if required:
+        return Field(validation_alias="TTS_KEY_TABLE", min_length=1)
+    return Field(default=None, validation_alias="TTS_KEY_TABLE", min_length=1)
+
+
+class KeyStoreSettings(AwsSettings):
+    """The Lambda authorizer's settings: only the key table. A hung call answers within the authorizer's
+    deadline: 2 x (0.5 + 1.0) + 1 s backoff = 4 s."""
+
+    key_table_name: str = _key_table(required=True)
+    aws_connect_timeout_s: float = _connect_timeout(0.5)
+    aws_read_timeout_s: float = _read_timeout(1.0)
+    aws_max_attempts: int = _max_attempts(2)
+
+
+# WEBHOOK_ALLOW_LOOPBACK: callbacks to loopback addresses, over http too (tts_common.webhooks.check_url), for
+# the local stack's own tests only. Off unless set; the CDK app never sets it (a synth test checks).
+def _allow_loopback() -> Any:
+    return Field(default=False, validation_alias="WEBHOOK_ALLOW_LOOPBACK")
+
+
+class ServiceSettings(AwsSettings):
+    """What every function needs: where the shared resources are and what the deployment synthesizes."""
 
     table_name: str = Field(validation_alias="TASKS_TABLE_NAME", min_length=1)
     bucket_name: str = Field(validation_alias="AUDIO_BUCKET_NAME", min_length=1)
@@ -183,6 +267,9 @@ class ServiceSettings(BaseSettings):
 
 class ApiSettings(ServiceSettings):
     service_version: str = Field(default="0.1.0", validation_alias="SERVICE_VERSION")
+    # Where a request's key is resolved when no authorizer has done it (the local stack, or an event without
+    # authorizer context); unset, only the authorizer's context identifies a caller.
+    key_table_name: str | None = _key_table(required=False)
     # Comma-separated origins allowed to call the API from a browser; empty: no CORS headers.
     cors_allow_origins: str = Field(default="", validation_alias="CORS_ALLOW_ORIGINS")
     max_text_chars: int = Field(default=100_000, validation_alias="MAX_TEXT_CHARS", ge=1, le=100_000)
@@ -216,6 +303,58 @@ class ApiSettings(ServiceSettings):
         le=MAX_PIECE_CHARS,
     )
     tts_format: AudioFormat = Field(default=AudioFormat.WAV, validation_alias="TTS_FORMAT")
+    # Checked at submit: a callback_url the notifier would refuse is a 400 now, not undeliverable later.
+    webhook_allow_loopback: bool = _allow_loopback()
+    # Synchronous answers (OpenAI's /v1/audio/speech, Polly's SynthesizeSpeech) wait at most this long for the
+    # task to end before a typed 503 the client retries onto the same task (dedupe). API Gateway REST cuts an
+    # integration at 29 s and the API Lambda at 28 s: submit (<= 4 s) + wait (20 s) + read the audio and
+    # base64 it (<= 2 s) = 26 s. tts_api.service.sync_deadline also caps it by the Lambda's remaining time.
+    sync_wait_s: float = Field(default=SYNC_WAIT_S, validation_alias="SYNC_WAIT_S", ge=1, le=24)
+    # A synchronous answer carries audio up to this size in its body; larger audio is a 303 to a presigned
+    # URL. Lambda answers at most 6 MB, and base64 (binary through API Gateway) grows a body by 4/3.
+    inline_audio_max_bytes: int = Field(
+        default=INLINE_AUDIO_MAX_BYTES, validation_alias="INLINE_AUDIO_MAX_BYTES", ge=1, le=4_400_000
+    )
+    # OpenAI compatibility (tts_api.routes.openai_speech): `voice` aliases (`alloy=eng,nova=fin`, each target
+    # a served language) and the `model` values accepted (a value starting with `gpt-4o-mini-tts-` is a dated
+    # snapshot and accepted too). Neither changes what the language's model sounds like.
+    tts_voice_aliases: VoiceAliases = Field(default=(), validation_alias="TTS_VOICE_ALIASES")
+    openai_models: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_items_tuple)] = Field(
+        default=OPENAI_DEFAULT_MODELS, validation_alias="OPENAI_MODELS"
+    )
+    # Amazon Polly compatibility (tts_api.routes.polly, rules in tts_common.polly): extra voice names
+    # (`Suvi=fin,Joanna=eng`, each target served), SynthesizeSpeech's text limit (Polly's 3,000 characters),
+    # and the KMS key the SigV4 secrets are sealed with (decrypt only; unset: any key the grant allows).
+    tts_polly_voices: PollyVoices = Field(default=(), validation_alias="TTS_POLLY_VOICES")
+    polly_sync_max_chars: int = Field(
+        default=POLLY_SYNC_MAX_CHARS, validation_alias="POLLY_SYNC_MAX_CHARS", ge=1, le=100_000
+    )
+    credentials_kms_key_id: str | None = Field(
+        default=None, validation_alias="CREDENTIALS_KMS_KEY_ID", min_length=1
+    )
+    # Where the Polly routes read SigV4 credentials (the key table); unset: TTS_KEY_TABLE. On AWS only this is
+    # set, so the API never resolves API keys itself (the authorizer does) but can verify signatures.
+    credentials_table_name: str | None = Field(
+        default=None, validation_alias="TTS_CREDENTIALS_TABLE", min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _aliases_served(self) -> Self:
+        unserved = [
+            f"{alias}={code}" for alias, code in self.tts_voice_aliases if code not in self.tts_languages
+        ]
+        if unserved:
+            served = ", ".join(self.tts_languages)
+            raise ValueError(f"TTS_VOICE_ALIASES: {', '.join(unserved)} not in TTS_LANGUAGES ({served})")
+        unserved = [f"{n}={code}" for n, code in self.tts_polly_voices if code not in self.tts_languages]
+        if unserved:
+            served = ", ".join(self.tts_languages)
+            raise ValueError(f"TTS_POLLY_VOICES: {', '.join(unserved)} not in TTS_LANGUAGES ({served})")
+        return self
+
+    @property
+    def voice_aliases(self) -> dict[str, str]:
+        return dict(self.tts_voice_aliases)
 
     @property
     def cors_origins(self) -> list[str]:
@@ -234,6 +373,7 @@ class WorkerSettings(ServiceSettings):
     tts_num_threads: int | None = Field(default=None, validation_alias="TTS_NUM_THREADS", ge=1, le=256)
     # Where a CPU item's HiFi-GAN decoder runs: auto = ONNX Runtime on the CPU when installed, torch on CUDA.
     tts_decoder_runtime: DecoderRuntime = Field(default="auto", validation_alias="TTS_DECODER_RUNTIME")
+    tts_cpu_graph: CpuGraph = Field(default="auto", validation_alias="TTS_CPU_GRAPH")
     tts_max_batch: int = Field(default=16, validation_alias="TTS_MAX_BATCH", ge=1, le=512)
     tts_max_wait_ms: int = Field(default=50, validation_alias="TTS_MAX_WAIT_MS", ge=0, le=20_000)
     # Must equal the jobs queue's redrive maxReceiveCount: the last attempt publishes `failed`.
@@ -270,6 +410,28 @@ class WorkerSettings(ServiceSettings):
     # Comma-separated model ids loaded and warmed up at start (the image's languages); empty: none.
     tts_preload_models: str = Field(default="", validation_alias="TTS_PRELOAD_MODELS")
 
+    # -- Fan-out (tts_worker.fanout): a text of at least TTS_FANOUT_MIN_CHARS characters is split (at piece
+    # boundaries) into parts of about TTS_PART_CHARS, synthesized from the parts queue by any worker and
+    # joined in S3. Off without PARTS_QUEUE_URL or with TTS_FANOUT=false. Provisional defaults, until make
+    # bench measures them: 8000 characters is ~6 min on 1 vCPU at 22 chars/s (well inside Lambda's 15) and
+    # ~18 MB of 16 kHz PCM (over S3's 5 MiB copy minimum); per-part overhead (~0.3 s warm, 8.5 s cold) stays
+    # under ~4% of a part.
+    parts_queue_url: str | None = Field(default=None, validation_alias="PARTS_QUEUE_URL", min_length=1)
+    tts_fanout: bool = Field(default=True, validation_alias="TTS_FANOUT")
+    tts_part_chars: int = Field(
+        default=DEFAULT_PART_CHARS, validation_alias="TTS_PART_CHARS", ge=MIN_PIECE_CHARS, le=100_000
+    )
+    tts_fanout_min_chars: int = Field(
+        default=DEFAULT_FANOUT_MIN_CHARS, validation_alias="TTS_FANOUT_MIN_CHARS", ge=MIN_PIECE_CHARS
+    )
+    # While a part is in hand, an ECS/local worker looks at the jobs queue this often (between pieces) and
+    # serves what it finds first, so a long text's parts never keep a short task waiting.
+    tts_yield_every_s: float = Field(default=1.0, validation_alias="TTS_YIELD_EVERY_S", ge=0, le=600)
+
+    @property
+    def fanout_enabled(self) -> bool:
+        return self.tts_fanout and self.parts_queue_url is not None
+
     @property
     def model_store_bucket(self) -> str:
         return self.tts_model_store_bucket or self.bucket_name
@@ -290,9 +452,39 @@ class TaskEventsSettings(ServiceSettings):
     queued_stale_after_s: int = Field(
         default=JOBS_QUEUE_RETENTION_S, validation_alias="QUEUED_STALE_AFTER_S", ge=60
     )
+    fanout_stale_after_s: int = Field(
+        default=FANOUT_STALE_AFTER_S, validation_alias="FANOUT_STALE_AFTER_S", ge=60
+    )
     # The most tasks one sweep acts on per rule; the next sweep goes on where this one stopped.
     sweep_limit: int = Field(default=500, validation_alias="SWEEP_LIMIT", ge=1, le=10_000)
     # A hung call fails inside the consumer Lambda's 30 s: 3 x (1 + 3) + 3 s backoff = 15 s at worst.
+    aws_connect_timeout_s: float = _connect_timeout(1.0)
+    aws_read_timeout_s: float = _read_timeout(3.0)
+    aws_max_attempts: int = _max_attempts(3)
+
+
+class NotifierSettings(ServiceSettings):
+    """The webhook notifier (tts_notifier): reads tasks, signs download links, decrypts tenants' webhook
+    secrets from the key table, and re-sends its own queue's messages with a delay to retry."""
+
+    key_table_name: str = _key_table(required=True)
+    notifications_queue_url: str = Field(validation_alias="NOTIFICATIONS_QUEUE_URL", min_length=1)
+    presign_expiry_s: int = Field(default=3600, validation_alias="PRESIGN_EXPIRY_S", ge=60, le=604_800)
+    webhook_allow_loopback: bool = _allow_loopback()
+    # Retries stop this long after the first attempt and the callback is recorded undeliverable. Below the
+    # notifications queue's retention (4 days), so a delayed retry is never dropped by SQS first.
+    webhook_retry_window_s: int = Field(
+        default=6 * 3600, validation_alias="WEBHOOK_RETRY_WINDOW_S", ge=5, le=JOBS_QUEUE_RETENTION_S - 3600
+    )
+    # Multiplies the backoff schedule (tts_common.webhooks.BACKOFF_S): below 1 for the local tests only.
+    webhook_backoff_scale: float = Field(
+        default=1.0, validation_alias="WEBHOOK_BACKOFF_SCALE", gt=0, le=1, allow_inf_nan=False
+    )
+    webhook_connect_timeout_s: float = Field(
+        default=2.0, validation_alias="WEBHOOK_CONNECT_TIMEOUT_S", gt=0, le=10
+    )
+    webhook_read_timeout_s: float = Field(default=5.0, validation_alias="WEBHOOK_READ_TIMEOUT_S", gt=0, le=20)
+    # One delivery's AWS calls fail fast: 3 x (1 + 3) + 3 s backoff = 15 s at worst.
     aws_connect_timeout_s: float = _connect_timeout(1.0)
     aws_read_timeout_s: float = _read_timeout(3.0)
     aws_max_attempts: int = _max_attempts(3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -37,6 +38,7 @@ class AudioFormat(StrEnum):
     OGG_VORBIS = "ogg_vorbis"
     MP3 = "mp3"
     PCM = "pcm"  # raw signed 16-bit little-endian samples, no header (as Polly's pcm)
+    AAC = "aac"  # AAC-LC in ADTS frames (FFmpeg's native encoder through PyAV, the worker's `av`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ FORMATS: dict[AudioFormat, FormatFacts] = {
     AudioFormat.OGG_VORBIS: FormatFacts("ogg", "audio/ogg"),
     AudioFormat.MP3: FormatFacts("mp3", "audio/mpeg"),
     AudioFormat.PCM: FormatFacts("pcm", "audio/pcm"),
+    AudioFormat.AAC: FormatFacts("aac", "audio/aac"),
 }
 
 # The fields that shape the waveform itself; format and sample rate only encode it.
@@ -129,10 +132,18 @@ def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def dedupe_key(normalized_text: str, voice: VoiceSpec) -> str:
-    """SHA-256 over the normalized text and the whole voice: two submissions share a task only if every
-    byte of their audio would be the same."""
-    return _digest({"text": normalized_text, **voice.model_dump(mode="json")})
+def dedupe_key(
+    normalized_text: str, voice: VoiceSpec, *, tenant_id: str, client_request: Mapping[str, Any] | None = None
+) -> str:
+    """SHA-256 over the tenant, the normalized text and the whole voice: two submissions share a task only
+    if they come from one tenant and every byte of their audio would be the same. Another tenant's identical
+    text is another task, so no tenant learns from a dedupe hit (or its timing) what another submitted.
+    A compatibility API's request fields (Task.client_request) are hashed in too, so tasks that share a key
+    echo the same request; without them the key is as it always was."""
+    payload = {"tenant": tenant_id, "text": normalized_text, **voice.model_dump(mode="json")}
+    if client_request:
+        payload["client_request"] = dict(client_request)
+    return _digest(payload)
 
 
 def waveform_key(normalized_text: str, voice: VoiceSpec) -> str:

@@ -1,4 +1,5 @@
-"""/api/v1/tts: submit conversions, follow them, download their audio."""
+"""/api/v1/tts: submit conversions, follow them, download their audio. Every route acts within the caller's
+tenant (TenantDep): another tenant's conversion answers exactly as an unknown one."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tts_api.deps import (
     PublisherDep,
     RepositoryDep,
     SettingsDep,
+    TenantDep,
 )
 from tts_api.errors import error_responses
 from tts_api.observability import record_submissions
@@ -30,11 +32,11 @@ from tts_api.schemas import (
     Download,
     Stats,
 )
-from tts_common.domain import MAX_FILENAME_CHARS, TaskStatus
+from tts_common.domain import MAX_FILENAME_CHARS, MarksFormat, TaskStatus
 
 router = APIRouter(prefix="/api/v1/tts", tags=["tts"])
 
-_SUBMIT_ERRORS = error_responses(400, 413, 422, 503)
+_SUBMIT_ERRORS = error_responses(400, 401, 413, 422, 503)
 
 
 def _voice(body: ConvertRequest | ConvertMultipleRequest) -> service.VoiceRequest:
@@ -58,10 +60,13 @@ def _accepted(submissions: list[service.Submission], *, metrics: Metrics) -> lis
     description="Queues a conversion, or returns the existing one for the same text and voice "
     "(`deduplicated: true`). The voice (language, speed, format, sample rate) is fixed at submit and kept "
     "with the conversion. The filename does not enter the dedupe key: on a hit the first submission's "
-    "`custom_filename` stands.",
+    "`custom_filename` stands, and so does its `callback_url` (answered in `callback_url`: a dedupe hit "
+    "with another URL is accepted, and that URL is not called). With `callback_url`, the end of the "
+    "conversion is POSTed there, signed (README: Webhooks).",
 )
 def convert(
     body: ConvertRequest,
+    principal: TenantDep,
     settings: SettingsDep,
     repository: RepositoryDep,
     audio_store: AudioStoreDep,
@@ -71,8 +76,10 @@ def convert(
     metrics: MetricsDep,
 ) -> ConversionAccepted:
     submissions = service.submit_texts(
+        tenant_id=principal.tenant_id,
         texts=[body.text],
         custom_filename=body.custom_filename,
+        callback_url=body.callback_url,
         voice=_voice(body),
         batch=False,
         settings=settings,
@@ -96,6 +103,7 @@ def convert(
 )
 def convert_multiple(
     body: ConvertMultipleRequest,
+    principal: TenantDep,
     settings: SettingsDep,
     repository: RepositoryDep,
     audio_store: AudioStoreDep,
@@ -105,8 +113,10 @@ def convert_multiple(
     metrics: MetricsDep,
 ) -> BatchAccepted:
     submissions = service.submit_texts(
+        tenant_id=principal.tenant_id,
         texts=body.texts,
         custom_filename=None,
+        callback_url=body.callback_url,
         voice=_voice(body),
         batch=True,
         settings=settings,
@@ -122,33 +132,47 @@ def convert_multiple(
 @router.get(
     "",
     response_model=ConversionPage,
-    responses=error_responses(400, 422, 503),
+    responses=error_responses(400, 401, 422, 503),
     summary="List conversions, newest first",
 )
 def list_conversions(
+    principal: TenantDep,
     repository: RepositoryDep,
     status_filter: Annotated[TaskStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     next_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> ConversionPage:
-    page = service.list_tasks(status=status_filter, limit=limit, next_token=next_token, repository=repository)
+    page = service.list_tasks(
+        tenant_id=principal.tenant_id,
+        status=status_filter,
+        limit=limit,
+        next_token=next_token,
+        repository=repository,
+    )
     return ConversionPage(items=[Conversion.from_task(t) for t in page.items], next_token=page.next_token)
 
 
 # Registered before /{conversion_id}, which would otherwise take "stats" for an id.
-@router.get("/stats", response_model=Stats, responses=error_responses(503), summary="Counts and timings")
-def stats(repository: RepositoryDep) -> Stats:
-    return Stats.from_stats(service.get_stats(repository=repository))
+@router.get(
+    "/stats",
+    response_model=Stats,
+    responses=error_responses(401, 503),
+    summary="Counts and timings of the caller's conversions",
+)
+def stats(principal: TenantDep, repository: RepositoryDep) -> Stats:
+    return Stats.from_stats(service.get_stats(tenant_id=principal.tenant_id, repository=repository))
 
 
 @router.get(
     "/{conversion_id}",
     response_model=Conversion,
-    responses=error_responses(404, 503),
+    responses=error_responses(401, 404, 503),
     summary="One conversion's status and audio facts",
 )
-def get_conversion(conversion_id: str, repository: RepositoryDep) -> Conversion:
-    return Conversion.from_task(service.get_task(task_id=conversion_id, repository=repository))
+def get_conversion(conversion_id: str, principal: TenantDep, repository: RepositoryDep) -> Conversion:
+    return Conversion.from_task(
+        service.get_task(tenant_id=principal.tenant_id, task_id=conversion_id, repository=repository)
+    )
 
 
 @router.get(
@@ -159,7 +183,7 @@ def get_conversion(conversion_id: str, repository: RepositoryDep) -> Conversion:
             "description": "With `redirect=true`: the presigned URL in `Location` (no body).",
             "headers": {"Location": {"description": "The presigned S3 URL", "schema": {"type": "string"}}},
         },
-        **error_responses(404, 409, 422, 503),
+        **error_responses(401, 404, 409, 422, 503),
     },
     summary="A presigned link to the audio of a done conversion",
     description="A failed conversion answers 409 `task_not_ready` with `details.status = failed` and the "
@@ -167,6 +191,7 @@ def get_conversion(conversion_id: str, repository: RepositoryDep) -> Conversion:
 )
 def download(
     conversion_id: str,
+    principal: TenantDep,
     settings: SettingsDep,
     repository: RepositoryDep,
     audio_store: AudioStoreDep,
@@ -181,8 +206,52 @@ def download(
     ] = None,
 ) -> Download | RedirectResponse:
     link = service.download_link(
+        tenant_id=principal.tenant_id,
         task_id=conversion_id,
         filename=filename,
+        settings=settings,
+        repository=repository,
+        audio_store=audio_store,
+    )
+    if redirect:
+        return RedirectResponse(link.url, status_code=307, headers={"Cache-Control": "no-store"})
+    return Download(url=link.url, expires_at=link.expires_at, filename=link.filename)
+
+
+@router.get(
+    "/{conversion_id}/marks",
+    response_model=Download,
+    responses={
+        307: {
+            "description": "With `redirect=true`: the presigned URL in `Location` (no body).",
+            "headers": {"Location": {"description": "The presigned S3 URL", "schema": {"type": "string"}}},
+        },
+        **error_responses(401, 404, 409, 422, 503),
+    },
+    summary="A presigned link to the speech marks or subtitles of a done conversion",
+    description="Timed from the model's own token durations, in milliseconds of the delivered audio. "
+    "`json`: Amazon Polly speech marks, one JSON object per line "
+    '(`{"time": ms, "type": "sentence"|"word", "start": byte, "end": byte, "value": "..."}`, with `start` '
+    "and `end` UTF-8 byte offsets into the conversion's text after NFC and whitespace collapsing); "
+    "`vtt` and `srt`: one cue per sentence (long sentences cut between words); `words.vtt`: one cue per "
+    "word. 409 `task_not_ready` before the conversion is done; 404 `marks_not_available` when it was "
+    "done without marks (the conversion's `marks` lists what it has).",
+)
+def marks(
+    conversion_id: str,
+    principal: TenantDep,
+    settings: SettingsDep,
+    repository: RepositoryDep,
+    audio_store: AudioStoreDep,
+    marks_format: Annotated[
+        MarksFormat, Query(alias="format", description="Which marks: speech marks or subtitles.")
+    ] = MarksFormat.JSON,
+    redirect: Annotated[bool, Query(description="Answer 307 to the URL instead of 200 with it.")] = False,
+) -> Download | RedirectResponse:
+    link = service.marks_link(
+        tenant_id=principal.tenant_id,
+        task_id=conversion_id,
+        marks_format=marks_format,
         settings=settings,
         repository=repository,
         audio_store=audio_store,

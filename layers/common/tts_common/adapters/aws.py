@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tts_common.settings import ServiceSettings
+from tts_common.settings import AwsSettings
 
 # The longest standard-mode backoff before retry i (0-based) is rand(0, 1) x min(2**i, 20) s in botocore's
 # throttling case (and in every case before 1.36); newer versions wait 50 ms x 2**i for other errors.
@@ -26,7 +26,7 @@ class ClientTimeouts:
     max_attempts: int
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> ClientTimeouts:
+    def from_settings(cls, settings: AwsSettings) -> ClientTimeouts:
         return cls(
             connect_s=settings.aws_connect_timeout_s,
             read_s=settings.aws_read_timeout_s,
@@ -48,7 +48,7 @@ class ClientTimeouts:
         )
 
 
-def client(service: str, settings: ServiceSettings) -> Any:
+def client(service: str, settings: AwsSettings) -> Any:
     return boto3.client(
         service,
         region_name=settings.aws_region,

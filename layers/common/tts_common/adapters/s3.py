@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tts_common.domain import content_disposition
+from tts_common.domain import MarksFormat, content_disposition
 from tts_common.messages import AudioInfo
 from tts_common.voice import FORMATS, AudioFormat
 
@@ -17,6 +17,18 @@ from tts_common.voice import FORMATS, AudioFormat
 class PresignedDownload:
     url: str
     expires_at: datetime
+
+
+def audio_metadata(info: AudioInfo, *, task_id: str) -> dict[str, str]:
+    """The audio object's metadata: what `find_audio` reads back (the fan-out join writes it too)."""
+    return {
+        "task-id": task_id,
+        "format": str(info.format),
+        "sampling-rate": str(info.sampling_rate),
+        "duration-s": repr(info.duration_s),
+        "device": info.device,
+        **({"marks": ",".join(str(m) for m in info.marks)} if info.marks else {}),
+    }
 
 
 class AudioStore:
@@ -31,14 +43,28 @@ class AudioStore:
             Key=info.audio_key,
             Body=body,
             ContentType=FORMATS[info.format].content_type,
-            Metadata={
-                "task-id": task_id,
-                "format": str(info.format),
-                "sampling-rate": str(info.sampling_rate),
-                "duration-s": repr(info.duration_s),
-                "device": info.device,
-            },
+            Metadata=audio_metadata(info, task_id=task_id),
         )
+
+    def put_marks(self, key: str, body: bytes, *, content_type: str, task_id: str) -> None:
+        """Write one marks file (speech marks or subtitles) beside the audio."""
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            Metadata={"task-id": task_id},
+        )
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at this key (a HEAD; s3:GetObject covers it)."""
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
 
     def find_audio(self, audio_key: str) -> AudioInfo | None:
         """The facts of audio already written at this key, or None."""
@@ -57,6 +83,7 @@ class AudioStore:
                 sampling_rate=int(meta["sampling-rate"]),
                 duration_s=float(meta["duration-s"]),
                 device=meta["device"],
+                marks=tuple(MarksFormat(m) for m in meta.get("marks", "").split(",") if m),
             )
         except (KeyError, ValueError):
             return None  # written by something else: synthesize again and overwrite
@@ -69,6 +96,18 @@ class AudioStore:
     def get_text(self, key: str) -> str:
         body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         return bytes(body).decode("utf-8")
+
+    def get_audio(self, key: str, max_bytes: int) -> bytes | None:
+        """The object's bytes, or None when it holds more than `max_bytes` (the body is then not read)."""
+        obj = self._s3.get_object(Bucket=self._bucket, Key=key)
+        body = obj["Body"]
+        try:
+            if int(obj.get("ContentLength", 0)) > max_bytes:
+                return None
+            data = bytes(body.read())
+        finally:
+            body.close()
+        return data if len(data) <= max_bytes else None
 
     def presign_download(
         self, audio_key: str, *, filename: str, content_type: str, expires_in_s: int

@@ -85,6 +85,8 @@ def records_for(
         Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True, attr_name=schema.PARTITION_KEY)
         task_id = UnicodeAttribute()
+        # Whose task it is: every read through the API is checked against it (tts_common.tenancy).
+        tenant_id = UnicodeAttribute()
         status = UnicodeAttribute()
         dedupe_key = UnicodeAttribute()
         # The task's VoiceSpec as JSON: the one place its voice is kept; jobs copy it from here.
@@ -108,16 +110,33 @@ def records_for(
         sampling_rate = NumberAttribute(null=True)
         duration_s = NumberAttribute(null=True)
         device = UnicodeAttribute(null=True)
+        # The marks formats stored beside the audio, comma-separated (MarksFormat values); null: none.
+        marks = UnicodeAttribute(null=True)
         error_code = UnicodeAttribute(null=True)
         error_message = UnicodeAttribute(null=True)
         dedupe_hits = NumberAttribute(default=0)
+        # A compatibility API's request fields its answers echo, as JSON (Task.client_request); null: none.
+        client_request = UnicodeAttribute(null=True)
+        # The webhook (tts_notifier): where to, and how its notification stands (not in the indexes).
+        callback_url = UnicodeAttribute(null=True)
+        webhook_state = UnicodeAttribute(null=True)
+        webhook_event = UnicodeAttribute(null=True)
+        webhook_attempts = NumberAttribute(null=True)
+        webhook_updated_at = UTCDateTimeAttribute(null=True)
+        webhook_last_status = NumberAttribute(null=True)
+        webhook_last_error = UnicodeAttribute(null=True)
+        webhook_delivered_at = UTCDateTimeAttribute(null=True)
         list_pk = UnicodeAttribute(attr_name=schema.LIST_INDEX_PK)
+        status_pk = UnicodeAttribute(attr_name=schema.STATUS_INDEX_PK)
+        # Set only while the task is unfinished: the sweeper's sparse index.
+        open_pk = UnicodeAttribute(null=True, attr_name=schema.OPEN_INDEX_PK)
         submitted_sk = UnicodeAttribute(attr_name=schema.LIST_INDEX_SK)
         expires_at = TTLAttribute(null=True, attr_name=schema.TTL_ATTRIBUTE)
         version = VersionAttribute()
 
         by_submitted = _index(schema.LIST_INDEX, schema.LIST_INDEX_PK, schema.LIST_INDEX_SK, meta)
         by_status = _index(schema.STATUS_INDEX, schema.STATUS_INDEX_PK, schema.STATUS_INDEX_SK, meta)
+        by_open = _index(schema.OPEN_INDEX, schema.OPEN_INDEX_PK, schema.OPEN_INDEX_SK, meta)
 
     class ClaimRecord(Model):
         """Who owns a dedupe key: the conditional put of this item decides a submission race."""
@@ -155,11 +174,12 @@ def task_pk(task_id: str) -> str:
 
 
 def claim_pk(dedupe_key: str) -> str:
+    """A dedupe claim; the key already hashes the tenant in (tts_common.voice.dedupe_key)."""
     return f"dedupe#{dedupe_key}"
 
 
-def stats_pk(shard: int) -> str:
-    return f"stats#{shard}"
+def stats_pk(tenant_id: str, shard: int) -> str:
+    return f"stats#{tenant_id}#{shard}"
 
 
 def stats_shard_for(task_id: str) -> int:
@@ -167,4 +187,20 @@ def stats_shard_for(task_id: str) -> int:
     return zlib.crc32(task_id.encode()) % schema.STATS_SHARDS
 
 
-LIST_PK_VALUE = "task"
+def list_pk(tenant_id: str) -> str:
+    """The tenant's partition of the list index."""
+    return f"tenant#{tenant_id}"
+
+
+def status_pk(tenant_id: str, status: str) -> str:
+    """The tenant's partition of the status index for one status."""
+    return f"tenant#{tenant_id}#{status}"
+
+
+def open_shard_for(task_id: str) -> int:
+    return zlib.crc32(task_id.encode()) % schema.OPEN_SHARDS
+
+
+def open_pk(status: str, shard: int) -> str:
+    """One shard of the sweeper's index of unfinished tasks in one status (every tenant's)."""
+    return f"open#{status}#{shard}"

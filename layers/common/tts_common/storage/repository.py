@@ -19,13 +19,23 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, QueryError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from tts_common.domain import TaskStatus
+from tts_common.domain import TERMINAL_STATUSES, MarksFormat, TaskStatus
 from tts_common.exceptions import ConcurrentUpdate, DependencyUnavailable, InvalidPageToken, TaskNotFound
 from tts_common.lifecycle import LifecycleState, apply_event
 from tts_common.messages import AudioInfo, ErrorInfo, LifecycleEvent
 from tts_common.storage import schema
-from tts_common.storage.models import LIST_PK_VALUE, Records, claim_pk, stats_pk, stats_shard_for, task_pk
-from tts_common.task import Task, TaskPage, TaskStats
+from tts_common.storage.models import (
+    Records,
+    claim_pk,
+    list_pk,
+    open_pk,
+    open_shard_for,
+    stats_pk,
+    stats_shard_for,
+    status_pk,
+    task_pk,
+)
+from tts_common.task import FINAL_WEBHOOK_STATES, Task, TaskPage, TaskStats, Webhook, WebhookState
 from tts_common.voice import AudioFormat, VoiceSpec
 
 logger = logging.getLogger(__name__)
@@ -101,7 +111,7 @@ class TaskRepository:
                     tx.save(claim, condition=self._r.claim.pk.does_not_exist())
                     tx.save(record, condition=self._r.task.pk.does_not_exist())
                     tx.update(
-                        self._r.stats(pk=stats_pk(stats_shard_for(task.task_id))),
+                        self._stats_item(task.tenant_id, task.task_id),
                         actions=[self._r.stats.submitted.add(1), self._r.stats.count_queued.add(1)],
                     )
                 return task, True
@@ -117,7 +127,7 @@ class TaskRepository:
                 return task, True
             existing = self._owner_of(held) if held is not None else None
             if existing is not None:
-                self._record_dedupe_hit(existing.task_id)
+                self._record_dedupe_hit(existing)
                 return replace(existing, dedupe_hits=existing.dedupe_hits + 1), False
             _backoff(attempt)
         raise ConcurrentUpdate("could not settle the dedupe claim; try again")
@@ -131,7 +141,9 @@ class TaskRepository:
     def _owner_of(self, claim: Any) -> Task | None:
         """The live task holding a dedupe claim; a claim whose task is gone is removed."""
         try:
-            owner = self.get(claim.task_id, consistent=True, now=self._clock() + _EXPIRY_GRACE)
+            owner = self.get(
+                claim.task_id, tenant_id=None, consistent=True, now=self._clock() + _EXPIRY_GRACE
+            )
         except TaskNotFound:
             # Its task is gone or about to expire: free the key for a new task (only if still its claim).
             with contextlib.suppress(PynamoDBException):
@@ -139,12 +151,15 @@ class TaskRepository:
             return None
         return owner
 
-    def _record_dedupe_hit(self, task_id: str) -> None:
+    def _stats_item(self, tenant_id: str, task_id: str) -> Any:
+        """The tenant's counter shard a task's transitions count on."""
+        return self._r.stats(pk=stats_pk(tenant_id, stats_shard_for(task_id)))
+
+    def _record_dedupe_hit(self, owner: Task) -> None:
         """Count the hit; a counter that loses a race is not worth failing the request for."""
+        task_id = owner.task_id
         try:
-            self._r.stats(pk=stats_pk(stats_shard_for(task_id))).update(
-                actions=[self._r.stats.dedupe_hits.add(1)]
-            )
+            self._stats_item(owner.tenant_id, task_id).update(actions=[self._r.stats.dedupe_hits.add(1)])
             # Through the table connection: a model update would reset the version of a bare instance.
             self._r.task._get_connection().update_item(
                 task_pk(task_id),
@@ -174,13 +189,19 @@ class TaskRepository:
 
     # -- reads -----------------------------------------------------------------------------------------
 
-    def get(self, task_id: str, *, consistent: bool = False, now: datetime | None = None) -> Task:
-        """The task, unless absent or expired (DynamoDB's TTL deletes expired items only eventually)."""
+    def get(
+        self, task_id: str, *, tenant_id: str | None, consistent: bool = False, now: datetime | None = None
+    ) -> Task:
+        """The task, unless absent, expired (DynamoDB's TTL deletes expired items only eventually) or, with a
+        tenant, another tenant's: that is TaskNotFound too, after the same one read (no existence oracle).
+        `tenant_id=None` is for the service's own consumers (lifecycle, sweeper), never for a request."""
         try:
             record = self._r.task.get(task_pk(task_id), consistent_read=consistent)
         except DoesNotExist:
             raise TaskNotFound(task_id) from None
         task = self._from_record(record)
+        if tenant_id is not None and task.tenant_id != tenant_id:
+            raise TaskNotFound(task_id)
         if task.expires_at is not None and task.expires_at <= (now or self._clock()):
             raise TaskNotFound(task_id)
         return task
@@ -188,17 +209,20 @@ class TaskRepository:
     def exists(self, task_id: str) -> bool:
         """Whether a live task has this id (a consistent read: a task is written before its job is sent)."""
         try:
-            self.get(task_id, consistent=True)
+            self.get(task_id, tenant_id=None, consistent=True)
         except TaskNotFound:
             return False
         return True
 
-    def list_tasks(self, *, status: TaskStatus | None, limit: int, next_token: str | None) -> TaskPage:
-        """Newest first, through a GSI query (never a scan). The token is bound to the filter."""
-        start_key = _decode_token(next_token, status) if next_token else None
+    def list_tasks(
+        self, *, tenant_id: str, status: TaskStatus | None, limit: int, next_token: str | None
+    ) -> TaskPage:
+        """The tenant's tasks newest first, through a query of the tenant's index partition (never a scan).
+        The token is bound to the tenant and the filter: any other is InvalidPageToken."""
+        start_key = _decode_token(next_token, tenant_id=tenant_id, status=status) if next_token else None
         index = self._r.task.by_submitted if status is None else self._r.task.by_status
         results = index.query(
-            LIST_PK_VALUE if status is None else str(status),
+            _index_partition(tenant_id, status),
             filter_condition=self._live(),
             scan_index_forward=False,
             limit=limit,
@@ -218,36 +242,44 @@ class TaskRepository:
         return self._r.task.expires_at.does_not_exist() | (self._r.task.expires_at > self._clock())
 
     def stalled(self, status: TaskStatus, *, inactive_since: datetime, limit: int) -> list[Task]:
-        """Live tasks in one status with no lifecycle message since the cutoff, oldest first (the sweeper).
-
-        The sort key bounds the query (submitted before the cutoff); the filter drops recent activity.
-        """
+        """Live tasks of every tenant in one unfinished status with no lifecycle message since the cutoff,
+        oldest first (the sweeper). The sparse index of unfinished tasks is read shard by shard; the sort
+        key bounds each query (submitted before the cutoff), the filter drops recent activity."""
         t = self._r.task
         quiet = t.last_event_at.does_not_exist() | (t.last_event_at < inactive_since)
-        results = t.by_status.query(
-            str(status),
-            t.submitted_sk < sort_key(inactive_since, ""),
-            filter_condition=quiet & self._live(),
-            scan_index_forward=True,
-            limit=limit,
-        )
-        return [self._from_record(r) for r in results]
+        return self._open(status, submitted_before=inactive_since, filter_condition=quiet, limit=limit)
 
     def unannounced(self, *, submitted_before: datetime, limit: int) -> list[Task]:
         """Queued tasks never marked as enqueued: their job may never have reached the queue (the sweeper)."""
         t = self._r.task
-        results = t.by_status.query(
-            str(TaskStatus.QUEUED),
-            t.submitted_sk < sort_key(submitted_before, ""),
-            filter_condition=t.enqueued_at.does_not_exist() & self._live(),
-            scan_index_forward=True,
+        return self._open(
+            TaskStatus.QUEUED,
+            submitted_before=submitted_before,
+            filter_condition=t.enqueued_at.does_not_exist(),
             limit=limit,
         )
-        return [self._from_record(r) for r in results]
 
-    def stats(self) -> TaskStats:
-        """The counters, summed over their shards (one batch read, never a scan)."""
-        shards = list(self._r.stats.batch_get([stats_pk(n) for n in range(schema.STATS_SHARDS)]))
+    def _open(
+        self, status: TaskStatus, *, submitted_before: datetime, filter_condition: Any, limit: int
+    ) -> list[Task]:
+        """The oldest `limit` matches over every shard of the open index for one status."""
+        t = self._r.task
+        found: list[Any] = []
+        for shard in range(schema.OPEN_SHARDS):
+            found += t.by_open.query(
+                open_pk(str(status), shard),
+                t.submitted_sk < sort_key(submitted_before, ""),
+                filter_condition=filter_condition & self._live(),
+                scan_index_forward=True,
+                limit=limit,
+            )
+        found.sort(key=lambda r: str(r.submitted_sk))
+        return [self._from_record(r) for r in found[:limit]]
+
+    def stats(self, *, tenant_id: str) -> TaskStats:
+        """The tenant's counters, summed over their shards (one batch read, never a scan)."""
+        keys = [stats_pk(tenant_id, n) for n in range(schema.STATS_SHARDS)]
+        shards = list(self._r.stats.batch_get(keys))
 
         def total(name: str) -> int:
             return sum(int(getattr(shard, name) or 0) for shard in shards)
@@ -282,10 +314,10 @@ class TaskRepository:
                 return task
             try:
                 with TransactWrite(connection=self._r.connection) as tx:
-                    tx.update(record, actions=self._lifecycle_actions(task.lifecycle, after))
+                    tx.update(record, actions=self._lifecycle_actions(task, after))
                     stats_actions = self._stats_actions(task.lifecycle, after)
                     if stats_actions:
-                        tx.update(self._r.stats(pk=stats_pk(stats_shard_for(task_id))), actions=stats_actions)
+                        tx.update(self._stats_item(task.tenant_id, task_id), actions=stats_actions)
                     if after.status is TaskStatus.FAILED and task.status is not TaskStatus.FAILED:
                         self._release_claim(tx, task)
                 return replace(task, lifecycle=after)
@@ -303,11 +335,16 @@ class TaskRepository:
         if claim.task_id == task.task_id:
             tx.delete(claim, condition=self._r.claim.task_id == task.task_id)
 
-    def _lifecycle_actions(self, before: LifecycleState, after: LifecycleState) -> list[Any]:
+    def _lifecycle_actions(self, task: Task, after: LifecycleState) -> list[Any]:
         t = self._r.task
+        before = task.lifecycle
         actions: list[Any] = []
         if after.status != before.status:
-            actions.append(t.status.set(str(after.status)))
+            actions += [
+                t.status.set(str(after.status)),
+                t.status_pk.set(status_pk(task.tenant_id, str(after.status))),
+                _open_action(t, task.task_id, after.status),
+            ]
         for name in (
             "last_event_at",
             "enqueued_at",
@@ -331,6 +368,8 @@ class TaskRepository:
                 t.duration_s.set(a.duration_s),
                 t.device.set(a.device),
             ]
+            if a.marks:
+                actions.append(t.marks.set(",".join(str(m) for m in a.marks)))
         if after.error != before.error and after.error is not None:
             actions += [t.error_code.set(after.error.code), t.error_message.set(after.error.message)]
         return actions
@@ -350,6 +389,39 @@ class TaskRepository:
                 actions.append(s.processing_count.add(1))
         return actions
 
+    # -- webhooks --------------------------------------------------------------------------------------
+
+    def record_webhook(self, task_id: str, webhook: Webhook) -> bool:
+        """Write where the task's notification stands (tts_notifier); False when the task is gone or its
+        notification of the same event is already final (a duplicate delivery never downgrades it)."""
+        t = self._r.task
+        actions = [
+            t.webhook_state.set(str(webhook.state)),
+            t.webhook_event.set(str(webhook.event)),
+            t.webhook_attempts.set(webhook.attempts),
+            t.webhook_updated_at.set(webhook.updated_at),
+        ]
+        for attribute, value in (
+            (t.webhook_last_status, webhook.last_status),
+            (t.webhook_last_error, webhook.last_error[:2000] if webhook.last_error else None),
+            (t.webhook_delivered_at, webhook.delivered_at),
+        ):
+            actions.append(attribute.set(value) if value is not None else attribute.remove())
+        # Pending or final, a write never replaces a final state of the same event.
+        final = [str(s) for s in FINAL_WEBHOOK_STATES]
+        condition = t.pk.exists() & (
+            t.webhook_state.does_not_exist()
+            | ~t.webhook_state.is_in(*final)
+            | (t.webhook_event != str(webhook.event))
+        )
+        try:
+            t._get_connection().update_item(task_pk(task_id), actions=actions, condition=condition)
+        except UpdateError as exc:
+            if _response_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     # -- health and setup ------------------------------------------------------------------------------
 
     def ping(self) -> bool:
@@ -366,6 +438,7 @@ class TaskRepository:
         return self._r.task(
             pk=task_pk(task.task_id),
             task_id=task.task_id,
+            tenant_id=task.tenant_id,
             status=str(lc.status),
             dedupe_key=task.dedupe_key,
             voice=task.voice.model_dump_json(),
@@ -374,10 +447,14 @@ class TaskRepository:
             text_key=task.text_key,
             custom_filename=task.custom_filename,
             submitted_at=task.submitted_at,
-            list_pk=LIST_PK_VALUE,
+            list_pk=list_pk(task.tenant_id),
+            status_pk=status_pk(task.tenant_id, str(lc.status)),
+            open_pk=None if lc.status in TERMINAL_STATUSES else _open_value(task.task_id, lc.status),
             submitted_sk=sort_key(task.submitted_at, task.task_id),
             expires_at=expires,
             dedupe_hits=task.dedupe_hits,
+            client_request=json.dumps(task.client_request) if task.client_request else None,
+            callback_url=task.callback_url,
         )
 
     @staticmethod
@@ -392,6 +469,7 @@ class TaskRepository:
                 sampling_rate=int(r.sampling_rate or 0),
                 duration_s=float(r.duration_s or 0.0),
                 device=r.device or "",
+                marks=tuple(MarksFormat(m) for m in (r.marks or "").split(",") if m),
             )
         error = None
         if r.error_code is not None:
@@ -411,6 +489,8 @@ class TaskRepository:
         )
         return Task(
             task_id=r.task_id,
+            # A record from before tenants has none: it matches no tenant, so no request ever sees it.
+            tenant_id=r.tenant_id or "",
             dedupe_key=r.dedupe_key,
             voice=voice,
             text_chars=int(r.text_chars),
@@ -421,7 +501,24 @@ class TaskRepository:
             lifecycle=lifecycle,
             dedupe_hits=int(r.dedupe_hits or 0),
             expires_at=r.expires_at,
+            client_request=json.loads(r.client_request) if r.client_request else None,
+            callback_url=r.callback_url,
+            webhook=_webhook_of(r),
         )
+
+
+def _webhook_of(r: Any) -> Webhook | None:
+    if r.webhook_state is None or r.webhook_event is None:
+        return None
+    return Webhook(
+        state=WebhookState(r.webhook_state),
+        event=TaskStatus(r.webhook_event),
+        attempts=int(r.webhook_attempts or 0),
+        updated_at=r.webhook_updated_at or r.submitted_at,
+        last_status=int(r.webhook_last_status) if r.webhook_last_status is not None else None,
+        last_error=r.webhook_last_error,
+        delivered_at=r.webhook_delivered_at,
+    )
 
 
 # -- page tokens: the index's last key, bound to the filter it was issued for --------------------------
@@ -433,14 +530,30 @@ def _processing_ms(state: LifecycleState) -> int | None:
     return max(0, int((state.completed_at - state.started_at).total_seconds() * 1000))
 
 
+def _index_partition(tenant_id: str, status: TaskStatus | None) -> str:
+    return list_pk(tenant_id) if status is None else status_pk(tenant_id, str(status))
+
+
+def _open_value(task_id: str, status: TaskStatus) -> str:
+    return open_pk(str(status), open_shard_for(task_id))
+
+
+def _open_action(t: Any, task_id: str, status: TaskStatus) -> Any:
+    """A finished task leaves the sweeper's index; an unfinished one moves to its status's shard."""
+    if status in TERMINAL_STATUSES:
+        return t.open_pk.remove()
+    return t.open_pk.set(_open_value(task_id, status))
+
+
 def _encode_token(last_key: dict[str, Any], status: TaskStatus | None) -> str:
     payload = {"k": last_key, "s": str(status) if status else None}
     raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_token(token: str, status: TaskStatus | None) -> dict[str, Any]:
-    """The index key a token carries, checked against exactly what this API issues for this filter."""
+def _decode_token(token: str, *, tenant_id: str, status: TaskStatus | None) -> dict[str, Any]:
+    """The index key a token carries, checked against exactly what this API issues for this tenant and
+    filter: a token issued to another tenant names another partition, and is refused."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
@@ -460,7 +573,7 @@ def _decode_token(token: str, status: TaskStatus | None) -> dict[str, Any]:
         values[name] = value["S"]
     sort = _SORT_KEY.match(values[schema.LIST_INDEX_SK])
     if (
-        values[index_pk] != (LIST_PK_VALUE if status is None else str(status))
+        values[index_pk] != _index_partition(tenant_id, status)
         or sort is None
         or values[schema.PARTITION_KEY] != task_pk(sort.group(1))
     ):
