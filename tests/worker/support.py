@@ -20,6 +20,8 @@ from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesi
 
 SAMPLING_RATE = 16_000
 TINY = "tiny-random"
+# The tenant the worker tests' tasks belong to (the worker never reads it).
+TENANT = "acme"
 
 
 # -- jobs and events -----------------------------------------------------------------------------------------
@@ -41,7 +43,7 @@ def make_job(
     voice = make_voice(model_id=model_id, **{k: v for k, v in overrides.items() if k in _VOICE_FIELDS})
     fields: dict[str, Any] = {
         "task_id": task_id,
-        "dedupe_key": dedupe_key(normalize_text(text or task_id), voice),
+        "dedupe_key": dedupe_key(normalize_text(text or task_id), voice, tenant_id=TENANT),
         "voice": voice,
         "text": text if text_key is None else None,
         "text_key": text_key,
@@ -162,6 +164,10 @@ class MemoryStore:
     audio: dict[str, tuple[AudioInfo, bytes]] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     puts: int = 0
+    marks: dict[str, bytes] = field(default_factory=dict)
+
+    def put_marks(self, key: str, body: bytes, *, content_type: str, task_id: str) -> None:
+        self.marks[key] = body
 
     def find_audio(self, audio_key: str) -> AudioInfo | None:
         found = self.audio.get(audio_key)
@@ -256,6 +262,7 @@ class WorkerAws:
             repository.create_or_get(
                 Task(
                     task_id=job.task_id,
+                    tenant_id=TENANT,
                     dedupe_key=job.dedupe_key,
                     voice=job.voice,
                     text_chars=len(job.text or ""),
@@ -276,11 +283,24 @@ class WorkerAws:
         return key
 
     def audio_keys(self) -> list[str]:
+        """The audio files (the speech marks and subtitles beside them are `marks_keys`)."""
+        return [key for key in self._audio_prefix_keys() if not _is_marks_key(key)]
+
+    def marks_keys(self) -> list[str]:
+        return [key for key in self._audio_prefix_keys() if _is_marks_key(key)]
+
+    def _audio_prefix_keys(self) -> list[str]:
         listed = self.s3.list_objects_v2(Bucket=self.resources.bucket_name, Prefix="audio/")
         return [o["Key"] for o in listed.get("Contents", [])]
 
     def audio_bytes(self, key: str) -> bytes:
         return bytes(self.s3.get_object(Bucket=self.resources.bucket_name, Key=key)["Body"].read())
+
+
+def _is_marks_key(key: str) -> bool:
+    from tts_common.domain import MARKS_FORMATS
+
+    return any(key.endswith(f".{facts.extension}") for facts in MARKS_FORMATS.values())
 
 
 def raw_json(**fields: Any) -> str:

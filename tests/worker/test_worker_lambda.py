@@ -11,7 +11,7 @@ import soundfile as sf
 
 from tests.sqs_support import sqs_event
 from tests.worker.support import CountingSynthesizer, WorkerAws, job_body, raw_json, statuses
-from tts_common.domain import TaskStatus, audio_key_for, text_key_for
+from tts_common.domain import TaskStatus, audio_key_for, marks_key_for, text_key_for
 from tts_common.settings import WorkerSettings, cached_settings
 from tts_common.voice import AudioFormat
 from tts_worker import lambda_handler
@@ -87,6 +87,9 @@ def test_a_mixed_batch_reports_only_the_retryable_record_and_publishes_each_outc
     assert done.audio is not None
     assert (done.audio.file_size, done.audio.sampling_rate, done.audio.device) == (len(body), 16_000, "cpu")
     assert done.audio.duration_s == pytest.approx(info.duration)
+    # And its speech marks and subtitles lie beside it, listed in the event
+    assert sorted(worker_aws.marks_keys()) == sorted(marks_key_for("good", f) for f in done.audio.marks)
+    assert len(done.audio.marks) == 4
 
 
 def test_a_redelivered_finished_job_does_no_synthesis(

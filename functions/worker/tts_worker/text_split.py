@@ -15,15 +15,37 @@ _CLAUSE_END = re.compile(r"[,;:\u2013\u2014](?=\s)")
 _WHITESPACE = re.compile(r"\s")
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Where each sentence lies in `text` (start, end), without surrounding whitespace; no empty ones."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    bounds = [(m.start(1), m.end(1)) for m in _SENTENCE_END.finditer(text)] + [(len(text), len(text))]
+    for end, next_start in bounds:
+        sentence = text[start:end]
+        stripped = sentence.strip()
+        if stripped:
+            first = start + len(sentence) - len(sentence.lstrip())
+            spans.append((first, first + len(stripped)))
+        start = next_start
+    return spans
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences in order, without surrounding whitespace; no empty ones."""
-    sentences: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        sentences.append(text[start : match.start(1)])
-        start = match.end(1)
-    sentences.append(text[start:])
-    return [s.strip() for s in sentences if s.strip()]
+    return [text[start:end] for start, end in sentence_spans(text)]
+
+
+def piece_offsets(text: str, pieces: list[str]) -> list[int]:
+    """Where each of `split_text(text, ...)`'s pieces starts in `text` (they are its substrings, in order)."""
+    offsets: list[int] = []
+    cursor = 0
+    for piece in pieces:
+        found = text.find(piece, cursor)
+        if found < 0:
+            raise ValueError("the pieces are not the text's substrings in order")
+        offsets.append(found)
+        cursor = found + len(piece)
+    return offsets
 
 
 def _cut_point(text: str, max_chars: int) -> int:

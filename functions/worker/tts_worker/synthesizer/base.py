@@ -24,12 +24,26 @@ class SynthesisItem:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenTiming:
+    """Where an item's input tokens lie in its waveform, from the durations the model itself used.
+
+    `samples[k]`: token k's length in samples at the native rate, in order from the waveform's start (they
+    sum to its length); `sources[k]`: the index in the item's text of the character token k speaks, or -1
+    for a token that speaks none (a blank between characters).
+    """
+
+    samples: tuple[int, ...]
+    sources: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SynthesisResult:
-    """Mono float32 samples in [-1, 1]."""
+    """Mono float32 samples in [-1, 1]; with `timing` when the synthesizer knows its tokens' durations."""
 
     waveform: npt.NDArray[np.float32]
     sampling_rate: int
     device: str
+    timing: TokenTiming | None = None
 
     @property
     def duration_s(self) -> float:

@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import torch
 from transformers import AutoTokenizer, VitsModel
 
 from tts_common.exceptions import EmptyTokenization, ModelLoadError, SynthesisFailed
 from tts_common.settings import DecoderRuntime, Device, Dtype
-from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
-from tts_worker.synthesizer.text_frontend import TextFrontEnd
+from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer, TokenTiming
+from tts_worker.synthesizer.text_frontend import TextFrontEnd, Tokens
 from tts_worker.synthesizer.vits_forward import Decode, ForwardItem, forward_items
 
 logger = logging.getLogger(__name__)
@@ -73,10 +71,12 @@ def resolve_decoder_runtime(requested: DecoderRuntime, device: torch.device) -> 
 
 @dataclass(frozen=True, slots=True)
 class Waveform:
-    """One item's samples, and whether the forward that made them stayed finite throughout."""
+    """One item's samples, whether the forward that made them stayed finite throughout, and each of its
+    tokens' length in samples (the durations that forward used)."""
 
     samples: torch.Tensor
     sound: bool
+    token_samples: tuple[int, ...] = ()
 
 
 class VitsSynthesizer(Synthesizer):
@@ -263,7 +263,8 @@ class VitsSynthesizer(Synthesizer):
         return self.token_ids(text) is not None
 
     def synthesize(self, items: Sequence[SynthesisItem]) -> list[SynthesisResult]:
-        prepared = [self._prepare(item) for item in items]
+        tokens = [self._tokens(item) for item in items]
+        prepared = [self._prepare(item, t.ids) for item, t in zip(items, tokens, strict=True)]
         if not prepared:
             return []
         try:
@@ -272,21 +273,30 @@ class VitsSynthesizer(Synthesizer):
                     waveforms = self._checked(prepared)
                 else:
                     waveforms = [waveform for item in prepared for waveform in self._checked([item])]
+            samples = [w.samples.float().cpu().numpy() for w in waveforms]
         except (RuntimeError, ValueError) as exc:
             raise SynthesisFailed(f"inference failed: {type(exc).__name__}: {exc}") from exc
         return [
-            SynthesisResult(waveform=waveform, sampling_rate=self.sampling_rate, device=self.device)
-            for waveform in waveforms
+            SynthesisResult(
+                waveform=waveform,
+                sampling_rate=self.sampling_rate,
+                device=self.device,
+                timing=TokenTiming(samples=w.token_samples, sources=tuple(t.sources)),
+            )
+            for waveform, w, t in zip(samples, waveforms, tokens, strict=True)
         ]
 
-    def _prepare(self, item: SynthesisItem) -> ForwardItem:
-        ids = self.token_ids(item.text)
-        if ids is None:
+    def _tokens(self, item: SynthesisItem) -> Tokens:
+        tokens = self._front_end.tokens(item.text)
+        if tokens is None:
             raise EmptyTokenization(
                 "the text has no characters this model can speak", details={"model": self._model_id}
             )
+        return tokens
+
+    def _prepare(self, item: SynthesisItem, ids: list[int] | None = None) -> ForwardItem:
         return ForwardItem(
-            input_ids=ids,
+            input_ids=self._tokens(item).ids if ids is None else ids,
             seed=item.seed,
             speaking_rate=item.speaking_rate,
             noise_scale=item.noise_scale,
@@ -305,9 +315,12 @@ class VitsSynthesizer(Synthesizer):
         else:
             chunk = DECODE_CHUNK_FRAMES if decode is None else ONNX_DECODE_CHUNK_FRAMES
         output = forward_items(self._model, items, half=half, decode_chunk_frames=chunk, decode=decode)
-        return [Waveform(output.item(i), output.finite[i]) for i in range(len(items))]
+        return [
+            Waveform(output.item(i), output.finite[i], tuple(f * output.hop for f in output.durations[i]))
+            for i in range(len(items))
+        ]
 
-    def _checked(self, items: Sequence[ForwardItem]) -> list[npt.NDArray[np.float32]]:
+    def _checked(self, items: Sequence[ForwardItem]) -> list[Waveform]:
         """Forward in the configured precision; redo in float32 the items half precision overflowed in.
 
         The decoder ends in tanh, so audio never leaves [-1, 1]; an overflow shows up as inf or NaN before
@@ -326,4 +339,4 @@ class VitsSynthesizer(Synthesizer):
                     waveforms[index] = waveform
         if not all(w.sound for w in waveforms):
             raise SynthesisFailed("the model produced non-finite values")
-        return [w.samples.float().cpu().numpy() for w in waveforms]
+        return waveforms

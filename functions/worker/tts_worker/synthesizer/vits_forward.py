@@ -37,12 +37,15 @@ class ForwardItem:
 
 @dataclass(frozen=True, slots=True)
 class ForwardOutput:
-    """Waveforms of a batch, padded (batch, samples); each item's length in samples, and whether every value
-    of the item was finite up to the decoder's last layer."""
+    """Waveforms of a batch, padded (batch, samples); each item's length in samples, whether every value
+    of the item was finite up to the decoder's last layer, and the frames each of its tokens was given (the
+    durations the flow and decoder used: a token's samples are its frames times `hop`)."""
 
     waveform: torch.Tensor
     lengths: list[int]
     finite: list[bool]
+    durations: list[list[int]]
+    hop: int
 
     def item(self, index: int) -> torch.Tensor:
         return self.waveform[index, : self.lengths[index]]
@@ -221,6 +224,7 @@ def forward_items(
     length_scale = _per_item([1.0 / (base_rate * i.speaking_rate) for i in items], device)
     duration = torch.ceil(torch.exp(log_duration) * input_mask * length_scale)
     frames = torch.clamp_min(torch.sum(duration, [1, 2]), 1).long()
+    token_frames = duration[:, 0, :].long().cpu().tolist()
 
     # Expand each token's prior over its frames (VitsModel.forward's alignment arithmetic, unchanged).
     frame_list = [int(f) for f in frames.cpu()]
@@ -262,5 +266,9 @@ def forward_items(
     finite = torch.isfinite(before_tanh).flatten(1).all(dim=1).tolist()
     hop = math.prod(model.config.upsample_rates)
     return ForwardOutput(
-        waveform=waveform.squeeze(1), lengths=[f * hop for f in frame_list], finite=[bool(f) for f in finite]
+        waveform=waveform.squeeze(1),
+        lengths=[f * hop for f in frame_list],
+        finite=[bool(f) for f in finite],
+        durations=[row[:length] for row, length in zip(token_frames, token_lengths, strict=True)],
+        hop=hop,
     )
