@@ -48,7 +48,9 @@ def rates_for(audio_format: AudioFormat) -> tuple[int, ...]:
     return tuple(r for r in SAMPLE_RATES if allowed is None or r in allowed)
 
 
-FORMAT_RATES = [(f, r) for f in AudioFormat for r in rates_for(f)]
+# What libsndfile decodes; AAC (PyAV) has its own tests: tests/worker/test_audio_aac.py.
+SNDFILE_FORMATS = [f for f in AudioFormat if f is not AudioFormat.AAC]
+FORMAT_RATES = [(f, r) for f in SNDFILE_FORMATS for r in rates_for(f)]
 
 
 def voiced(n: int, rate: int = NATIVE, seed: int = 0) -> npt.NDArray[np.float32]:
@@ -367,7 +369,7 @@ def test_any_pieces_in_any_order_make_the_same_lossless_audio(
         assert np.array_equal(wav, to_pcm16(join_pieces(pieces, sampling_rate=NATIVE, pause_s=PAUSE_S)))
 
 
-@pytest.mark.parametrize("audio_format", list(AudioFormat))
+@pytest.mark.parametrize("audio_format", SNDFILE_FORMATS)
 def test_no_audio_at_all_still_makes_a_file_that_decodes(audio_format: AudioFormat) -> None:
     body = encode(np.zeros(0, np.float32), native_rate=NATIVE, audio_format=audio_format, output_rate=NATIVE)
     # FLAC, MP3 and Opus cannot hold zero frames (libsndfile writes nothing or a malformed file): one silent
