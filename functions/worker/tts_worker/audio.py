@@ -6,9 +6,11 @@ streaming resampler (`soxr`, skipped when the rates are equal) straight into the
 encoded output plus the pieces that came early, never the whole text's float32 audio.
 
 Formats (`tts_common.voice.FORMATS`): WAV and FLAC (PCM_16, lossless: the same samples), OGG Opus, OGG Vorbis,
-MP3 (lossy; libsndfile trims their codec delay and padding when it decodes them) and raw PCM (s16le, the same
-samples as the WAV without its header). The same pieces give the same bytes whatever order they arrive in and
-from one run to the next (libsndfile draws a random Ogg stream serial number from the clock; we replace it).
+MP3 (lossy; libsndfile trims their codec delay and padding when it decodes them), raw PCM (s16le, the same
+samples as the WAV without its header) and AAC (AAC-LC in ADTS frames, FFmpeg's native encoder through PyAV:
+libsndfile has no AAC; ADTS carries no gapless info, so decoders play the encoder's 1,024 priming samples).
+The same pieces give the same bytes whatever order they arrive in and from one run to the next (libsndfile
+draws a random Ogg stream serial number from the clock; we replace it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import io
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -37,8 +39,10 @@ _SOUNDFILE_FORMATS: Final[dict[AudioFormat, tuple[str, str]]] = {
     AudioFormat.MP3: ("MP3", "MPEG_LAYER_III"),
 }
 _OGG_FORMATS: Final = frozenset({AudioFormat.OGG_OPUS, AudioFormat.OGG_VORBIS})
-# For zero frames libsndfile writes no FLAC or MP3 and a malformed Opus file: those get one silent frame.
-_NEED_A_FRAME: Final = frozenset({AudioFormat.FLAC, AudioFormat.MP3, AudioFormat.OGG_OPUS})
+# For zero frames libsndfile writes no FLAC or MP3 and a malformed Opus file: those get one silent frame
+# (and AAC, whose ADTS stream would be empty).
+_NEED_A_FRAME: Final = frozenset({AudioFormat.FLAC, AudioFormat.MP3, AudioFormat.OGG_OPUS, AudioFormat.AAC})
+AAC_BIT_RATE: Final = 64_000
 # Our files hold one logical Ogg stream, so any fixed serial number is valid; this one reads "TTS1".
 OGG_SERIAL: Final = 0x31535454
 RESAMPLE_QUALITY: Final = "HQ"
@@ -100,7 +104,11 @@ class AudioAssembler:
         audio_format: AudioFormat,
         output_rate: int,
         pause_s: float = PIECE_PAUSE_S,
+        target: Any = None,
     ) -> None:
+        """`target`: where the encoded bytes go (a binary file object, seekable unless the format is Ogg;
+        the fan-out join's multipart sink); None: memory, read back with `finish`. With a target of its own
+        an Ogg stream keeps libsndfile's serial numbers (the caller rewrites them page by page)."""
         if total < 1:
             raise ValueError("an audio file needs at least one piece")
         if native_rate < 1 or output_rate < 1:
@@ -120,14 +128,19 @@ class AudioAssembler:
         self._early: dict[int, npt.NDArray[np.int16]] = {}
         self._next = 0
         self._frames = 0  # output frames handed to the encoder
+        self._native_frames = 0  # frames at the native rate, pauses included, before resampling
+        self._starts: list[int] = []  # where each piece begins, in native frames (speech marks use it)
         self._resampler = (
             None
             if output_rate == native_rate
             else soxr.ResampleStream(native_rate, output_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
         )
-        self._buffer = io.BytesIO()
-        self._file: sf.SoundFile | None = None
-        if audio_format in _SOUNDFILE_FORMATS:
+        self._own_buffer = target is None
+        self._buffer = io.BytesIO() if target is None else target
+        self._file: sf.SoundFile | AacWriter | None = None
+        if audio_format is AudioFormat.AAC:
+            self._file = AacWriter(self._buffer, rate=output_rate)
+        elif audio_format in _SOUNDFILE_FORMATS:
             container, subtype = _SOUNDFILE_FORMATS[audio_format]
             self._file = sf.SoundFile(
                 self._buffer, mode="w", samplerate=output_rate, channels=1, format=container, subtype=subtype
@@ -167,6 +180,11 @@ class AudioAssembler:
         return self._next == self._total
 
     @property
+    def piece_starts(self) -> tuple[int, ...]:
+        """The native-rate frame at which each piece written so far begins in the joined audio."""
+        return tuple(self._starts)
+
+    @property
     def duration_s(self) -> float:
         """Seconds of audio delivered (at the output rate): exact once `complete`; codec padding aside."""
         return self._frames / self._output_rate
@@ -175,16 +193,24 @@ class AudioAssembler:
         """Piece number `position` (0-based) of `total`; each one exactly once."""
         if not (self._next <= position < self._total) or position in self._early:
             raise ValueError(f"piece {position} is out of range or was added before")
-        self._early[position] = to_pcm16(waveform)
+        self.add_pcm16(position, to_pcm16(waveform))
+
+    def add_pcm16(self, position: int, samples: npt.NDArray[np.int16]) -> None:
+        """Like `add`, for a piece already in 16-bit PCM at the native rate (the fan-out join's input)."""
+        if not (self._next <= position < self._total) or position in self._early:
+            raise ValueError(f"piece {position} is out of range or was added before")
+        self._early[position] = samples
         while self._next in self._early:
             if self._next:
                 self._write(self._silence)
+            self._starts.append(self._native_frames)
             self._write(self._early.pop(self._next))
             self._next += 1
         if self.complete:
             self._close()
 
     def _write(self, samples: npt.NDArray[np.int16], *, last: bool = False) -> None:
+        self._native_frames += len(samples)
         if self._resampler is not None:
             resampled = self._resampler.resample_chunk(
                 samples.astype(np.float32) / np.float32(32767.0), last=last
@@ -206,7 +232,7 @@ class AudioAssembler:
             self._write(np.zeros(1, dtype=np.int16))
         if self._file is not None:
             self._file.close()
-        if self._format in _OGG_FORMATS:
+        if self._format in _OGG_FORMATS and self._own_buffer:
             with self._buffer.getbuffer() as view:
                 set_ogg_serial(view, OGG_SERIAL)
 
@@ -227,6 +253,50 @@ class AudioAssembler:
             self._file.close()
         self._buffer = io.BytesIO()
         self._body = None
+
+
+class AacWriter:
+    """AAC-LC, mono, in ADTS frames, written to `buffer` as samples come (the SoundFile surface the assembler
+    uses: write, close, closed). Byte-deterministic: no timestamps or random ids in ADTS."""
+
+    def __init__(self, buffer: io.BytesIO, *, rate: int, bit_rate: int = AAC_BIT_RATE) -> None:
+        import av  # the worker's dependency only; the API never encodes
+
+        self._av = av
+        self._out = av.open(buffer, mode="w", format="adts")
+        self._stream = self._out.add_stream("aac", rate=rate, layout="mono")
+        self._stream.bit_rate = bit_rate
+        self._rate = rate
+        self._pts = 0
+        self.closed = False
+
+    def write(self, samples: npt.NDArray[np.int16]) -> None:
+        if not len(samples):
+            return
+        frame = self._av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = self._rate
+        frame.pts = self._pts
+        self._pts += len(samples)
+        for packet in self._stream.encode(frame):
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for packet in self._stream.encode(None):
+            self._out.mux(packet)
+        self._out.close()
+
+
+def output_frames(native_frames: int, *, native_rate: int, output_rate: int) -> int:
+    """The frames an assembler delivers for `native_frames` in (soxr's stream rounds the total half up),
+    before the one-silent-frame rule for empty audio: known before a join starts."""
+    if native_rate == output_rate:
+        return native_frames
+    return (native_frames * output_rate + native_rate // 2) // native_rate
 
 
 class WavAssembler(AudioAssembler):

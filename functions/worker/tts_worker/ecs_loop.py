@@ -19,7 +19,8 @@ from typing import Protocol
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from tts_common.adapters.sqs import ReceivedMessage
+from tts_common.adapters.aws import client
+from tts_common.adapters.sqs import JobQueue, ReceivedMessage
 from tts_common.exceptions import ConfigurationError, ModelLoadError
 from tts_common.settings import WorkerSettings, load_settings
 from tts_common.wiring import job_queue_from
@@ -125,6 +126,10 @@ def gather_batch(
     return batch
 
 
+# With a parts queue, an idle worker long-polls the jobs queue at most this long before it looks at parts.
+IDLE_JOBS_WAIT_S = 2
+
+
 def run_loop(
     *,
     core: WorkerCore,
@@ -136,49 +141,98 @@ def run_loop(
     visibility_timeout_s: int | None = None,
     max_polls: int | None = None,
     after_batch: Callable[[], None] | None = None,
+    parts: JobSource | None = None,
+    yield_every_s: float = 1.0,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> LoopStats:
     """Poll until `stop` is set (or `max_polls` polls are done); the batch in hand is always finished.
 
     Each poll gathers up to `max_batch` messages (TTS_MAX_BATCH), waiting at most `max_wait_s`
     (TTS_MAX_WAIT_MS) after the first for more, and hands them to the core as one batch. With
     `visibility_timeout_s` (the queue's), a heartbeat keeps the batch invisible until it is done.
+
+    With `parts` (a long text's parts, fan-out) the jobs queue always goes first: a part is taken (one at a
+    time) only when no job waits, and while a part is in hand the jobs queue is looked at between its
+    pieces, at most every `yield_every_s`; what is found there is served at once. A short task submitted
+    after a long one therefore waits about one piece, not for the long text.
     """
     stats = LoopStats()
+
+    def handle(
+        source: JobSource, messages: list[ReceivedMessage], between: Callable[[], None] | None
+    ) -> None:
+        stats.batch_sizes.append(len(messages))
+        stats.received += len(messages)
+        if visibility_timeout_s is None:
+            outcomes = core.process_batch(messages, between_groups=between)
+        else:
+            with VisibilityHeartbeat(
+                source,
+                [m.receipt_handle for m in messages],
+                timeout_s=visibility_timeout_s,
+                interval_s=visibility_timeout_s / 3,
+            ):
+                outcomes = core.process_batch(messages, between_groups=between)
+        settled = [m.receipt_handle for m, o in zip(messages, outcomes, strict=True) if o.settled]
+        stats.left_for_retry += sum(o.disposition is Disposition.RETRY for o in outcomes)
+        stats.left_for_dlq += sum(o.disposition is Disposition.DEAD_LETTER for o in outcomes)
+        if settled:
+            try:
+                source.delete_many(settled)
+                stats.deleted += len(settled)
+            except Exception:
+                logger.exception("delete failed; the messages will be redelivered")
+        if after_batch is not None:
+            after_batch()
+
+    def probe_jobs() -> Callable[[], None]:
+        last = monotonic()
+
+        def probe() -> None:
+            nonlocal last
+            if monotonic() - last < yield_every_s:
+                return
+            try:
+                stats.receives += 1
+                found = queue.receive(max_messages=min(_SQS_MAX_MESSAGES, max_batch), wait_s=0)
+            except Exception:
+                logger.exception("receive failed while a part is in hand; going on with the part")
+                found = []
+            if found:
+                logger.info("serving jobs between a part's pieces", extra={"jobs": len(found)})
+                handle(queue, found, None)
+            last = monotonic()
+
+        return probe
+
+    def receive() -> tuple[JobSource, list[ReceivedMessage]]:
+        if parts is None:
+            return queue, gather_batch(
+                queue, wait_s=wait_s, max_batch=max_batch, max_wait_s=max_wait_s, stats=stats
+            )
+        for jobs_wait in (0, min(wait_s, IDLE_JOBS_WAIT_S)):
+            found = gather_batch(
+                queue, wait_s=jobs_wait, max_batch=max_batch, max_wait_s=max_wait_s, stats=stats
+            )
+            if found:
+                return queue, found
+            stats.receives += 1
+            part = parts.receive(max_messages=1, wait_s=0)
+            if part:
+                return parts, part
+        return queue, []
+
     while not stop.is_set() and (max_polls is None or stats.polls < max_polls):
         stats.polls += 1
         try:
-            messages = gather_batch(
-                queue, wait_s=wait_s, max_batch=max_batch, max_wait_s=max_wait_s, stats=stats
-            )
+            source, messages = receive()
         except Exception:
             logger.exception("receive failed; backing off")
             stop.wait(_RECEIVE_ERROR_BACKOFF_S)
             continue
         if not messages:
             continue
-        stats.batch_sizes.append(len(messages))
-        stats.received += len(messages)
-        if visibility_timeout_s is None:
-            outcomes = core.process_batch(messages)
-        else:
-            with VisibilityHeartbeat(
-                queue,
-                [m.receipt_handle for m in messages],
-                timeout_s=visibility_timeout_s,
-                interval_s=visibility_timeout_s / 3,
-            ):
-                outcomes = core.process_batch(messages)
-        settled = [m.receipt_handle for m, o in zip(messages, outcomes, strict=True) if o.settled]
-        stats.left_for_retry += sum(o.disposition is Disposition.RETRY for o in outcomes)
-        stats.left_for_dlq += sum(o.disposition is Disposition.DEAD_LETTER for o in outcomes)
-        if settled:
-            try:
-                queue.delete_many(settled)
-                stats.deleted += len(settled)
-            except Exception:
-                logger.exception("delete failed; the messages will be redelivered")
-        if after_batch is not None:
-            after_batch()
+        handle(source, messages, probe_jobs() if source is parts and parts is not None else None)
     return stats
 
 
@@ -220,6 +274,8 @@ def main() -> int:
             "device": synthesizer.device,
             "start_s": round(time.perf_counter() - started, 3),
             "queue": settings.jobs_queue_url,
+            "parts_queue": settings.parts_queue_url if settings.fanout_enabled else None,
+            "worker_id": os.environ.get("WORKER_ID", ""),
         },
     )
 
@@ -227,9 +283,16 @@ def main() -> int:
         if metrics.metric_set:
             metrics.flush_metrics()
 
+    parts = (
+        JobQueue(sqs_client=client("sqs", settings), queue_url=settings.parts_queue_url)
+        if settings.fanout_enabled and settings.parts_queue_url
+        else None
+    )
     stats = run_loop(
         core=core,
         queue=job_queue_from(settings),
+        parts=parts,
+        yield_every_s=settings.tts_yield_every_s,
         stop=stop,
         wait_s=settings.poll_wait_s,
         max_batch=settings.tts_max_batch,

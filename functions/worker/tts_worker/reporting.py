@@ -65,10 +65,15 @@ class Reporter:
             )
         return self.failed(message, task_id, exc)
 
-    def failed(self, message: JobMessage, task_id: str, exc: Exception) -> MessageOutcome:
+    def failed(
+        self, message: JobMessage, task_id: str, exc: Exception, *, context: str | None = None
+    ) -> MessageOutcome:
+        """`context` leads the error's message (a long text's part: `part 3 of 13`)."""
         attempts = message.receive_count
         disposition = decide(exc, receive_count=attempts, max_receive_count=self._max_receive_count)
         error = error_info(exc, disposition, attempts=attempts)
+        if context:
+            error = error.model_copy(update={"message": f"{context}: {error.message}"[:2000]})
         log_extra = {
             "task_id": task_id,
             "attempt": attempts,

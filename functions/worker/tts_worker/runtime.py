@@ -8,8 +8,10 @@ import time
 from tts_common.adapters.aws import client
 from tts_common.adapters.model_store import ModelStore
 from tts_common.settings import WorkerSettings
+from tts_common.storage.plans import PlanLedger
 from tts_common.wiring import audio_store_from, publisher_from, repository_from
 from tts_worker.core import CoreConfig, WorkerCore
+from tts_worker.fanout import FanoutPorts, PartStore, QueueSender
 from tts_worker.ports import MetricsSink
 from tts_worker.synthesizer.base import Synthesizer
 from tts_worker.synthesizer.registry import ModelRegistry, VitsModelLoader
@@ -100,6 +102,26 @@ def build_synthesizer(settings: WorkerSettings, *, metrics: MetricsSink | None =
     return registry
 
 
+def fanout_from(settings: WorkerSettings) -> FanoutPorts | None:
+    """The fan-out's collaborators, or None when it is off (no PARTS_QUEUE_URL, or TTS_FANOUT=false)."""
+    if not settings.fanout_enabled or settings.parts_queue_url is None:
+        return None
+    sqs = client("sqs", settings)
+    return FanoutPorts(
+        ledger=PlanLedger(
+            dynamodb_client=client("dynamodb", settings),
+            table_name=settings.table_name,
+            ttl_days=settings.task_ttl_days,
+        ),
+        parts=PartStore(s3_client=client("s3", settings), bucket=settings.bucket_name),
+        parts_queue=QueueSender(sqs_client=sqs, queue_url=settings.parts_queue_url),
+        jobs_queue=QueueSender(sqs_client=sqs, queue_url=settings.jobs_queue_url),
+        part_chars=settings.tts_part_chars,
+        min_chars=settings.tts_fanout_min_chars,
+        ttl_days=settings.task_ttl_days,
+    )
+
+
 def build_core(
     settings: WorkerSettings,
     *,
@@ -113,4 +135,5 @@ def build_core(
         tasks=repository_from(settings),
         config=CoreConfig.from_settings(settings, io_workers=IO_WORKERS),
         metrics=metrics,
+        fanout=fanout_from(settings),
     )
