@@ -30,6 +30,19 @@ def test_health_is_200_when_everything_answers(client):
     assert response.json()["checks"] == {"table": True, "bucket": True, "queue": True}
 
 
+def test_head_answers_what_get_does_without_the_body(client):
+    for path in ("/health", "/ui", "/api/v1/voices"):
+        get, head = client.get(path), client.head(path)
+
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == get.headers["content-length"]
+    # Whatever GET answers, HEAD answers: a POST-only path, and another tenant's or an unknown task.
+    for path in ("/v1/speech", "/api/v1/tts/no-such-task"):
+        assert client.head(path).status_code == client.get(path).status_code != 200, path
+
+
 def test_health_is_503_naming_what_is_down_and_root_stays_200(app, api_settings, resources, auth):
     # Given: a bucket that does not exist
     s3 = deps.audio_store_for(api_settings)._s3

@@ -85,6 +85,26 @@ class _BodyLimit:
         await self._app(scope, limited, send)
 
 
+class _HeadAsGet:
+    """HEAD answers what GET would, without the body (RFC 9110 9.3.2): uptime probes and `curl -I` on any
+    GET route, e.g. /health and /ui. FastAPI's routes, unlike Starlette's, do not add HEAD themselves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self._app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self._app({**scope, "method": "GET"}, receive, headers_only)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Under uvicorn a bad setting fails the start, naming the variable, instead of the first request.
@@ -105,6 +125,7 @@ def create_app(*, settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(_HeadAsGet)
     app.add_middleware(_BodyLimit)
     app.add_middleware(_CorsFromSettings)  # outermost: a 413 carries CORS headers too
     app.include_router(health.router)

@@ -232,13 +232,22 @@ def _write(out: TextIO, text: str) -> None:
 
 
 def _table(records: Sequence[ApiKeyRecord]) -> str:
-    rows = [("KEY ID", "TENANT", "STATE", "CREATED", "NAME")]
-    for r in records:
-        state = "active" if r.active else "revoked"
-        rows.append((r.key_id, r.tenant_id, state, r.public()["created_at"], r.name))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return _columns(
+        ("KEY ID", "TENANT", "STATE", "CREATED", "NAME"),
+        [(r.key_id, r.tenant_id, _state(r.active), r.public()["created_at"], r.name) for r in records],
+    )
+
+
+def _state(active: bool) -> str:
+    return "active" if active else "revoked"
+
+
+def _columns(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    """A plain table: every column but the last (a free-form name) padded to its widest cell."""
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     return "\n".join(
-        "  ".join([*(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)), row[4]]) for row in rows
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]) for row in table
     )
 
 
@@ -299,13 +308,12 @@ def credentials_command(args: argparse.Namespace, target: Target, *, out: TextIO
         if args.json:
             _write(out, json.dumps([c.public() for c in found]))
         else:
+            header = ("ACCESS KEY ID", "TENANT", "STATE", "CREATED", "NAME")
             rows = [
-                (c.access_key_id, c.tenant_id, "active" if c.active else "revoked", c.name) for c in found
+                (c.access_key_id, c.tenant_id, _state(c.active), c.public()["created_at"], c.name)
+                for c in found
             ]
-            _write(
-                out,
-                "\n".join("  ".join(row) for row in [("ACCESS KEY ID", "TENANT", "STATE", "NAME"), *rows]),
-            )
+            _write(out, _columns(header, rows))
     else:
         revoked = target.credentials.revoke(args.key_id, now)
         if target.gateway is not None:

@@ -116,8 +116,8 @@ def check_sample_rate(audio_format: AudioFormat, rate: int) -> None:
     allowed = FORMATS[audio_format].sample_rates
     if allowed is not None and rate not in allowed:
         raise UnsupportedSampleRate(
-            f"{audio_format.value} cannot hold {rate} Hz; it holds "
-            + ", ".join(str(r) for r in sorted(allowed))
+            f"{audio_format.value} cannot hold {rate} Hz; ask for one of "
+            + ", ".join(str(r) for r in rates_for(audio_format))
         )
 
 

@@ -176,7 +176,7 @@ def check_url(url: str, *, allow_loopback: bool, resolver: Resolver | None = Non
     for address in addresses:
         why = refusal(address, allow_loopback=allow_loopback)
         if why is not None:
-            raise InvalidCallbackUrl(f"the callback host resolves to {why}", reason="address")
+            raise InvalidCallbackUrl(f"the callback host is refused: {why}", reason="address")
     if parts.scheme != "https" and not (allow_loopback and all(_is_loopback(a) for a in addresses)):
         raise InvalidCallbackUrl("a callback URL is https://", reason="scheme")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
