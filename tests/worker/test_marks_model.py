@@ -37,11 +37,29 @@ NEIGHBOURS = (
 
 @pytest.fixture(scope="module")
 def alone(tiny_model_dir: Path, model_cache_dir: Path) -> VitsSynthesizer:
-    """The CPU path: one item per forward, the decoder on ONNX Runtime."""
+    """One item per forward, the decoder on ONNX Runtime and the flow in torch (the test below hooks it)."""
     synthesizer = VitsSynthesizer.load(
-        tiny_model_dir, device="cpu", decoder_runtime="onnxruntime", cache_dir=model_cache_dir
+        tiny_model_dir,
+        device="cpu",
+        decoder_runtime="onnxruntime",
+        cpu_graph="torch",
+        cache_dir=model_cache_dir,
     )
     assert synthesizer.decoder_runtime == "onnxruntime"
+    return synthesizer
+
+
+@pytest.fixture(scope="module")
+def whole_graph(tiny_model_dir: Path, model_cache_dir: Path) -> VitsSynthesizer:
+    """The CPU worker's default path: the whole graph on ONNX Runtime (TTS_CPU_GRAPH=auto)."""
+    synthesizer = VitsSynthesizer.load(
+        tiny_model_dir,
+        device="cpu",
+        decoder_runtime="onnxruntime",
+        cpu_graph="onnx",
+        cache_dir=model_cache_dir,
+    )
+    assert synthesizer.cpu_graph is not None
     return synthesizer
 
 
@@ -60,13 +78,17 @@ def marks_of(result: SynthesisResult, text: str) -> SpeechMarks:
 
 
 def test_every_token_has_the_duration_the_forward_used_alone_and_in_a_batch(
-    alone: VitsSynthesizer, batched: VitsSynthesizer
+    alone: VitsSynthesizer, batched: VitsSynthesizer, whole_graph: VitsSynthesizer
 ) -> None:
     items = [SynthesisItem(text=t, seed=i) for i, t in enumerate((NEIGHBOURS[0], TEXT, NEIGHBOURS[1]))]
 
     lone = [alone.synthesize([item])[0] for item in items]
     together = batched.synthesize(items)
+    graph = whole_graph.synthesize(items)
 
+    for one, on_onnx in zip(lone, graph, strict=True):
+        assert on_onnx.timing == one.timing, "the whole graph on ONNX Runtime gives the same durations"
+        assert len(on_onnx.waveform) == len(one.waveform)
     for one, other, item in zip(lone, together, items, strict=True):
         assert one.timing is not None
         assert other.timing is not None

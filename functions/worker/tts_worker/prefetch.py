@@ -137,6 +137,21 @@ def export_decoder(target: Path) -> Path:
     except onnx_decoder.DecoderExportError as exc:
         raise ModelLoadError(str(exc)) from exc
     logger.info("exported the decoder to %s (max difference from eager %.2g)", decoder.path, difference)
+    from tts_worker.synthesizer import onnx_graph
+    from tts_worker.synthesizer.vits import ONNX_DECODE_CHUNK_FRAMES
+
+    try:
+        graph, check = onnx_graph.load(
+            model,
+            decoder,
+            search=[],
+            cache_dir=target / onnx_decoder.DIRECTORY_NAME,
+            threads=1,
+            decode_chunk_frames=ONNX_DECODE_CHUNK_FRAMES,
+        )
+    except onnx_graph.GraphExportError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    logger.info("exported front and flow to %s (max difference from eager %.2g)", graph.paths, check.waveform)
     return decoder.path
 
 

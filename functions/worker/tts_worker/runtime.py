@@ -73,6 +73,7 @@ def build_synthesizer(settings: WorkerSettings, *, metrics: MetricsSink | None =
         device=settings.tts_device,
         dtype=settings.tts_dtype,
         decoder_runtime=settings.tts_decoder_runtime,
+        cpu_graph=settings.tts_cpu_graph,
         cache_dir=cache_dir,
     )
     batch_forward = device.type == "cuda"  # as VitsSynthesizer decides: one padded forward on a GPU

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from tts_common.exceptions import ModelLoadError
-from tts_common.settings import DecoderRuntime, Device, Dtype
+from tts_common.settings import CpuGraph, DecoderRuntime, Device, Dtype
 from tts_worker.synthesizer.base import Synthesizer
 
 logger = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ def load_synthesizer(
     dtype: Dtype = "auto",
     num_threads: int | None = None,
     decoder_runtime: DecoderRuntime = "auto",
+    cpu_graph: CpuGraph = "auto",
     cache_dir: Path | None = None,
     warm_up: bool = True,
 ) -> Synthesizer:
@@ -27,7 +28,7 @@ def load_synthesizer(
 
     `num_threads` is torch's intra-op thread count (default: every usable core); on the CPU a call runs its
     pieces one at a time on those threads. `decoder_runtime` (auto, torch, onnxruntime) says where a CPU
-    item's decoder runs.
+    item's decoder runs; `cpu_graph` (auto, torch, onnx) where its text encoder, durations and flow run.
     docs/BENCHMARKS.md has the measurements behind the defaults.
     """
     # torch and transformers load here, not at import: the core and its tests do not need them.
@@ -50,6 +51,7 @@ def load_synthesizer(
         device=device,
         dtype=dtype,
         decoder_runtime=decoder_runtime,
+        cpu_graph=cpu_graph,
         cache_dir=cache_dir,
     )
     loaded = time.perf_counter()

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from tts_common.exceptions import ModelLoadError, ModelNotAvailable
 from tts_common.metrics import Metric
-from tts_common.settings import DecoderRuntime, Device, Dtype
+from tts_common.settings import CpuGraph, DecoderRuntime, Device, Dtype
 from tts_worker.ports import MetricsSink
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer
 from tts_worker.synthesizer.sources import ModelLocator
@@ -302,12 +302,14 @@ class VitsModelLoader:
         device: Device = "auto",
         dtype: Dtype = "auto",
         decoder_runtime: DecoderRuntime = "auto",
+        cpu_graph: CpuGraph = "auto",
         cache_dir: Path | None = None,
     ) -> None:
         self._locator = locator
         self._device = device
         self._dtype = dtype
         self._decoder_runtime = decoder_runtime
+        self._cpu_graph = cpu_graph
         self._cache_dir = cache_dir
 
     def front_end(self, model_id: str) -> FrontEnd:
@@ -336,6 +338,7 @@ class VitsModelLoader:
                 device=self._device,
                 dtype=self._dtype,
                 decoder_runtime=self._decoder_runtime,
+                cpu_graph=self._cpu_graph,
                 cache_dir=self._cache_dir,
             )
         except ModelLoadError:

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoTokenizer, VitsModel
 
 from tts_common.exceptions import EmptyTokenization, ModelLoadError, SynthesisFailed
-from tts_common.settings import DecoderRuntime, Device, Dtype
+from tts_common.settings import CpuGraph, DecoderRuntime, Device, Dtype
 from tts_worker.synthesizer.base import SynthesisItem, SynthesisResult, Synthesizer, TokenTiming
 from tts_worker.synthesizer.text_frontend import TextFrontEnd, Tokens
 from tts_worker.synthesizer.vits_forward import Decode, ForwardItem, forward_items
@@ -88,7 +88,8 @@ class VitsSynthesizer(Synthesizer):
         (inf or NaN before the final tanh) is redone in float32.
       * CPU: one forward per item, float32, a long item decoded in chunks (DECODE_CHUNK_FRAMES), on this
         thread's intra-op threads (TTS_NUM_THREADS); the decoder on ONNX Runtime unless
-        TTS_DECODER_RUNTIME=torch (onnx_decoder).
+        TTS_DECODER_RUNTIME=torch (onnx_decoder), and then text encoder, duration predictor and flow
+        too unless TTS_CPU_GRAPH=torch (onnx_graph: the same seeded noise, fed in as inputs).
     Either way item i's noise comes from a generator seeded with item i's seed, so its audio does not depend
     on its neighbours (vits_forward).
     """
@@ -102,6 +103,7 @@ class VitsSynthesizer(Synthesizer):
         half: torch.dtype | None = None,
         batch_forward: bool | None = None,
         cpu_decoder: Decode | None = None,
+        cpu_graph: Any | None = None,
     ) -> None:
         self._model = model.eval()
         self._tokenizer = tokenizer
@@ -111,6 +113,8 @@ class VitsSynthesizer(Synthesizer):
         self._half = half
         self._batch_forward = self._device.type == "cuda" if batch_forward is None else batch_forward
         self._cpu_decoder = None if self._device.type == "cuda" else cpu_decoder
+        # An onnx_graph.CpuGraph: a lone float32 CPU forward, front to decoder, on ONNX Runtime.
+        self._cpu_graph = None if self._device.type == "cuda" else cpu_graph
         if int(getattr(model.config, "num_speakers", 1)) > 1:
             logger.warning("multi-speaker model: every item uses the default voice")
 
@@ -124,6 +128,7 @@ class VitsSynthesizer(Synthesizer):
         dtype: Dtype = "auto",
         batch_forward: bool | None = None,
         decoder_runtime: DecoderRuntime = "auto",
+        cpu_graph: CpuGraph = "auto",
         cache_dir: Path | None = None,
     ) -> VitsSynthesizer:
         """Load with `from_pretrained` from a hub id or a directory; any failure becomes ModelLoadError.
@@ -131,11 +136,15 @@ class VitsSynthesizer(Synthesizer):
         With the decoder on ONNX Runtime, its export is looked for in `source`/onnx (where prefetch puts it)
         and in `cache_dir`/onnx, and exported there when absent. Under `auto` a failure to export, load or
         verify it is logged and the decoder stays on torch; asked for explicitly, it is a ModelLoadError.
+        `cpu_graph` (TTS_CPU_GRAPH) does the same for the front and flow's exports (onnx_graph).
         """
+        from tts_worker.synthesizer import onnx_graph, random_models
+
         configured = model_id or str(source)
         torch_device = resolve_device(device)
         half = resolve_half(dtype, torch_device)
         runtime = resolve_decoder_runtime(decoder_runtime, torch_device)
+        graph_runtime = onnx_graph.resolve(cpu_graph, decoder_runtime=runtime, device=torch_device)
         try:
             model: Any = VitsModel.from_pretrained(str(source), dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(str(source))
@@ -156,6 +165,19 @@ class VitsSynthesizer(Synthesizer):
                 threads=torch.get_num_threads(),
                 required=decoder_runtime == "onnxruntime",
             )
+        graph = None
+        if graph_runtime == "onnx" and cpu_decoder is not None:
+            graph = onnx_graph.load_for(
+                model,
+                cpu_decoder,
+                source=source,
+                cache_dir=cache_dir or random_models.default_cache_dir(),
+                threads=torch.get_num_threads(),
+                decode_chunk_frames=ONNX_DECODE_CHUNK_FRAMES,
+                required=cpu_graph == "onnx",
+            )
+        elif graph_runtime == "onnx" and cpu_graph == "onnx":
+            raise ModelLoadError("TTS_CPU_GRAPH=onnx needs the decoder on ONNX Runtime, which failed to load")
         synthesizer = cls(
             model=model,
             tokenizer=tokenizer,
@@ -163,6 +185,7 @@ class VitsSynthesizer(Synthesizer):
             half=half,
             batch_forward=batch_forward,
             cpu_decoder=cpu_decoder,
+            cpu_graph=graph,
         )
         logger.info(
             "model loaded",
@@ -172,6 +195,7 @@ class VitsSynthesizer(Synthesizer):
                 "compute_dtype": str(half or torch.float32),
                 "batch_forward": synthesizer.pads_batches,
                 "decoder_runtime": synthesizer.decoder_runtime,
+                "cpu_graph": synthesizer.graph_runtime,
             },
         )
         return synthesizer
@@ -253,6 +277,16 @@ class VitsSynthesizer(Synthesizer):
         """Where a lone item's decoder runs: `onnxruntime` or `torch`."""
         return "torch" if self._cpu_decoder is None else "onnxruntime"
 
+    @property
+    def cpu_graph(self) -> Any | None:
+        """The onnx_graph.CpuGraph a float32 CPU forward runs on, or None (torch front and flow)."""
+        return self._cpu_graph
+
+    @property
+    def graph_runtime(self) -> str:
+        """Where text encoder, duration predictor and flow run: `onnxruntime` or `torch`."""
+        return "torch" if self._cpu_graph is None else "onnxruntime"
+
     def token_ids(self, text: str) -> list[int] | None:
         """The ids to feed the model (romanized first if the tokenizer says is_uroman), or None when the
         tokenizer keeps nothing of the text."""
@@ -314,7 +348,10 @@ class VitsSynthesizer(Synthesizer):
             chunk = None
         else:
             chunk = DECODE_CHUNK_FRAMES if decode is None else ONNX_DECODE_CHUNK_FRAMES
-        output = forward_items(self._model, items, half=half, decode_chunk_frames=chunk, decode=decode)
+        if self._cpu_graph is not None and half is None:
+            output = self._cpu_graph.forward(items)
+        else:
+            output = forward_items(self._model, items, half=half, decode_chunk_frames=chunk, decode=decode)
         return [
             Waveform(output.item(i), output.finite[i], tuple(f * output.hop for f in output.durations[i]))
             for i in range(len(items))
