@@ -50,6 +50,7 @@ class Results:
     decoder: list[tuple[str, float]] = field(default_factory=list)  # label -> audio s per wall s
     raw: dict[str, Run] = field(default_factory=dict)  # category -> raw model run
     decoder_runtime: str = "torch"  # where the worker's lone items were decoded
+    graph_runtime: str = "torch"  # where their text encoder, durations and flow ran (TTS_CPU_GRAPH)
     runtimes: list[tuple[str, Run]] = field(default_factory=list)  # worker on short texts, per runtime
     runtime_difference: float | None = None  # largest sample difference between the two runtimes' audio
     models: ModelResults | None = None  # model switches and mixed-language bursts (bench.models)
@@ -252,8 +253,12 @@ def render(results: Results, plot_name: str) -> str:
     add(
         "- Worker's decoder for a lone item: "
         + (
-            f"ONNX Runtime {m.onnxruntime} (TTS_DECODER_RUNTIME=auto on a CPU); every other submodule torch "
-            "eager. The seed style is all torch eager."
+            f"ONNX Runtime {m.onnxruntime} (TTS_DECODER_RUNTIME=auto on a CPU), and text encoder, "
+            "durations and flow too (TTS_CPU_GRAPH=auto; only the seeded noise is drawn on torch). The "
+            "seed style is all torch eager."
+            if getattr(results, "graph_runtime", "torch") == "onnxruntime"
+            else f"ONNX Runtime {m.onnxruntime} (TTS_DECODER_RUNTIME=auto on a CPU); every other submodule "
+            "torch eager. The seed style is all torch eager."
             if results.decoder_runtime == "onnxruntime"
             else "torch eager, like every other submodule."
         )
@@ -529,9 +534,10 @@ def _costs(results: Results, emit: Callable[[str], None]) -> None:
         "configuration; the peak RSS above fits with room for a long text's WAV) when latency matters: "
         f"{cores} vCPUs cost {cores / speedup:.2f}x per character for {speedup:.2f}x the speed per job "
         "(measured, threads table). Lambda stops at 15 minutes: at the measured CPU rate one "
-        f"invocation speaks at most ~{900 * results.mixed('worker').chars_per_s:,.0f} characters, so texts "
-        "near the 100,000-character limit belong to the GPU service (ECS), which is also the cheapest per "
-        "character when it is kept busy. The GPU rows are estimates from another card unless this file says "
+        f"invocation speaks at most ~{900 * results.mixed('worker').chars_per_s:,.0f} characters; a longer "
+        "text is fanned out into parts that each fit (the long-texts section above), so Lambda serves texts "
+        "up to the 100,000-character limit, and the GPU service (ECS) is the cheapest per character when it "
+        "is kept busy. The GPU rows are estimates from another card unless this file says "
         "it was measured on CUDA, and they are the raw model's rate: a worker at the 70% target costs up to "
         "1.4x that."
     )

@@ -2,12 +2,17 @@
 
     python -m bench.run [--quick] [--rounds N] [--model mms-random] [--device auto|cpu|cuda] [--no-models]
     python -m bench.run --models-only [--quick]
+    python -m bench.run --marks-only [--quick] [--no-write]
+    python -m bench.run --cpu-graph-only [--quick] [--no-write]
+    python -m bench.run --fanout-only [--quick] [--no-write]
 
 Prints the main table and writes docs/BENCHMARKS.md and docs/bench_throughput.png (on CUDA, when torch sees
 a GPU: docs/BENCHMARKS_CUDA.md and docs/bench_throughput_cuda.png). About 6 minutes on a 2-core CPU, 2 with
 --quick. On a CPU it ends with the many-models part (bench/models.py: model switches from the image directory
 and from a model store on moto, mixed-language bursts; a few minutes more), which `--models-only` runs alone,
-rewriting only that section of docs/BENCHMARKS.md.
+rewriting only that section of docs/BENCHMARKS.md. Then the long texts' fan-out (bench/fanout.py: the local
+stack with 1 and 2 workers, the join, a model of Lambda with K workers; ~4 minutes, `--fanout-only` alone,
+`--no-fanout` skips it).
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from typing import get_args
 
 import torch
 
+from bench import cpu_graph as bench_cpu_graph
+from bench import fanout as bench_fanout
 from bench import harness, models, texts
+from bench import marks as bench_marks
 from bench.harness import Run, make_jobs, median_run
 from bench.report import CATEGORIES, Results, models_block, summary, write, write_models
 from tts_common.settings import Device, Dtype
@@ -40,6 +48,7 @@ OUTPUTS = {
 }
 SAVED = ROOT / ".cache" / "bench_results.pickle"
 SAVED_MODELS = ROOT / ".cache" / "bench_models.pickle"
+SAVED_FANOUT = ROOT / ".cache" / "bench_fanout.pickle"
 
 # (characters per text, texts) per set: modest on a CPU, enough to fill batches on a GPU.
 CPU_SETS = {"short": (60, 6), "medium": (240, 3), "long": (1000, 1)}
@@ -88,6 +97,7 @@ def side_by_side(
 
 
 def cpu_sweeps(synthesizer: VitsSynthesizer, results: Results, quick: bool) -> None:
+    from tts_worker.synthesizer import onnx_graph
     from tts_worker.synthesizer.cpu_threads import pin_this_thread
     from tts_worker.synthesizer.onnx_decoder import OnnxDecoder
     from tts_worker.synthesizer.vits import VitsSynthesizer
@@ -99,15 +109,25 @@ def cpu_sweeps(synthesizer: VitsSynthesizer, results: Results, quick: bool) -> N
     onnx_path = onnx.path if isinstance(onnx, OnnxDecoder) else None
 
     def variant(*, batch_forward: bool | None = None, onnx_threads: int | None = None) -> VitsSynthesizer:
-        """The loaded model run another way; its decoder on ONNX Runtime with `onnx_threads` threads."""
+        """The loaded model run another way; its decoder (and its front and flow, when the worker runs
+        them there) on ONNX Runtime with `onnx_threads` threads."""
+        decoder = None
+        if onnx_path is not None and onnx_threads is not None:
+            decoder = OnnxDecoder(onnx_path, threads=onnx_threads)
+        graph = synthesizer.cpu_graph
+        cpu_graph = None
+        if decoder is not None and onnx_threads is not None and isinstance(graph, onnx_graph.CpuGraph):
+            stages = onnx_graph.OnnxStages(*graph.paths, threads=onnx_threads)
+            cpu_graph = onnx_graph.CpuGraph(
+                synthesizer.model, stages, decoder, decode_chunk_frames=graph.decode_chunk_frames
+            )
         return VitsSynthesizer(
             model=synthesizer.model,
             tokenizer=synthesizer.tokenizer,
             model_id=results.model,
             batch_forward=batch_forward,
-            cpu_decoder=None
-            if onnx_path is None or onnx_threads is None
-            else OnnxDecoder(onnx_path, threads=onnx_threads),
+            cpu_decoder=decoder,
+            cpu_graph=cpu_graph,
         )
 
     single = variant(onnx_threads=1)
@@ -193,6 +213,27 @@ def main(argv: list[str] | None = None) -> int:
         "--no-models", action="store_true", help="skip the many-models part (its section is kept as it is)"
     )
     parser.add_argument(
+        "--marks-only",
+        action="store_true",
+        help="only the speech marks' cost next to synthesis: its section of BENCHMARKS.md",
+    )
+    parser.add_argument(
+        "--cpu-graph-only",
+        action="store_true",
+        help="only the whole graph on ONNX Runtime against today's path and the seed style (CPU)",
+    )
+    parser.add_argument(
+        "--no-cpu-graph", action="store_true", help="skip that part (its section is kept as it is)"
+    )
+    parser.add_argument(
+        "--fanout-only",
+        action="store_true",
+        help="only the long texts' fan-out (local stack, join, Lambda model): its section of BENCHMARKS.md",
+    )
+    parser.add_argument(
+        "--no-fanout", action="store_true", help="skip the fan-out part (its section is kept as it is)"
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help=f"rewrite docs/ from the last run's {SAVED.name}"
     )
     args = parser.parse_args(argv)
@@ -206,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])])
     if args.models_only:
         return models_only(command, quick=args.quick, write_docs=not args.no_write)
+    if args.fanout_only:
+        return fanout_only(command, quick=args.quick, write_docs=not args.no_write)
+    if args.cpu_graph_only:
+        return cpu_graph_only(args.model, command=command, quick=args.quick, write_docs=not args.no_write)
+    if args.marks_only:
+        return marks_only(args.model, device=args.device, quick=args.quick, write_docs=not args.no_write)
     started = time.perf_counter()
 
     from tts_worker import prefetch
@@ -231,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         device=device,
         compute_dtype=str(synthesizer.half or torch.float32).replace("torch.", ""),
         decoder_runtime=synthesizer.decoder_runtime,
+        graph_runtime=synthesizer.graph_runtime,
         command=command,
         quick=args.quick,
         max_batch=args.max_batch or (64 if device == "cuda" else 16),
@@ -244,11 +292,24 @@ def main(argv: list[str] | None = None) -> int:
         cuda_sweeps(synthesizer, results)
     else:
         cpu_sweeps(synthesizer, results, args.quick)
+    log("speech marks: their cost next to synthesis")
+    marks_cost = bench_marks.measure(synthesizer, model=args.model, quick=args.quick)
+    log(f"speech marks: {marks_cost.share:.3%} of synthesis")
+    graph_results = None
+    if device == "cpu" and not args.no_cpu_graph and synthesizer.cpu_graph is not None:
+        log("the whole graph on ONNX Runtime: free and with a core burned")
+        graph_results = bench_cpu_graph.measure(
+            synthesizer, model=args.model, command=command, quick=args.quick
+        )
     machine.load_after = os.getloadavg()
     if device == "cpu" and not args.no_models:
         del synthesizer  # the registries load their own models
         log("many models: switches and mixed-language bursts")
         results.models = models.measure(command=command, quick=args.quick, max_batch=results.max_batch)
+    fanout_found = None
+    if device == "cpu" and not args.no_fanout:
+        log("long texts: fan-out on the local stack, the join, Lambda with K workers")
+        fanout_found = bench_fanout.measure(command=command, quick=args.quick)
     results.elapsed_s = time.perf_counter() - started
 
     print("\n".join(summary(results)))
@@ -259,7 +320,58 @@ def main(argv: list[str] | None = None) -> int:
         SAVED.write_bytes(pickle.dumps(results))
         document, image = OUTPUTS[device]
         write(results, document=document, image=image)
+        bench_marks.write(marks_cost, document=document)
+        if graph_results is not None:
+            bench_cpu_graph.write(graph_results, document=document)
+        if fanout_found is not None:
+            bench_fanout.write(fanout_found, document=document)
         print(f"wrote {document.relative_to(ROOT)} and {image.relative_to(ROOT)}")
+    return 0
+
+
+def cpu_graph_only(model: str, *, command: str, quick: bool, write_docs: bool) -> int:
+    """The whole-graph comparison alone (CPU), into its section of docs/BENCHMARKS.md."""
+    from tts_worker.synthesizer import random_models
+    from tts_worker.synthesizer.loader import load_synthesizer
+
+    if random_models.is_generated(model):
+        random_models.ensure_generated(model)  # built before anything is timed
+    synthesizer = load_synthesizer(model, device="cpu", cpu_graph="onnx")
+    assert isinstance(synthesizer, VitsSynthesizer)
+    found = bench_cpu_graph.measure(synthesizer, model=model, command=command, quick=quick)
+    print("\n".join(bench_cpu_graph.block(found)))
+    if write_docs:
+        document = OUTPUTS["cpu"][0]
+        bench_cpu_graph.write(found, document=document)
+        print(f"wrote the CPU graph section of {document.relative_to(ROOT)}")
+    return 0
+
+
+def marks_only(model: str, *, device: Device, quick: bool, write_docs: bool) -> int:
+    """The speech marks' cost alone, into its section of docs/BENCHMARKS.md (or BENCHMARKS_CUDA.md)."""
+    from tts_worker.synthesizer.loader import load_synthesizer
+
+    synthesizer = load_synthesizer(model, device=device)
+    assert isinstance(synthesizer, VitsSynthesizer)
+    cost = bench_marks.measure(synthesizer, model=model, quick=quick)
+    print("\n".join(bench_marks.block(cost)))
+    if write_docs:
+        document = OUTPUTS[synthesizer.device][0]
+        bench_marks.write(cost, document=document)
+        print(f"wrote the marks section of {document.relative_to(ROOT)}")
+    return 0
+
+
+def fanout_only(command: str, *, quick: bool, write_docs: bool) -> int:
+    """The fan-out part alone (on the CPU), into its section of docs/BENCHMARKS.md."""
+    found = bench_fanout.measure(command=command, quick=quick)
+    SAVED_FANOUT.parent.mkdir(parents=True, exist_ok=True)
+    SAVED_FANOUT.write_bytes(pickle.dumps(found))
+    print("\n".join(bench_fanout.block(found)))
+    if write_docs:
+        document = OUTPUTS["cpu"][0]
+        bench_fanout.write(found, document=document)
+        print(f"wrote the fan-out section of {document.relative_to(ROOT)}")
     return 0
 
 

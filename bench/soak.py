@@ -67,6 +67,9 @@ WORKER_CMD, CONSUMER_CMD = "tts_worker.ecs_loop", "tts_task_events.poller"
 WORKER_READY = ("synthesizer ready", "model registry ready", "worker started")
 TERMINAL = ("done", "failed")
 CLIENT_TIMEOUT_S = 30.0
+# The stack's development key (LOCAL_API_KEY): every request of the soak carries it.
+API_KEY = "tts_soak" + "0123456789abcdefghijklmnopqrstuvwxyz"
+AUTH = {"x-api-key": API_KEY}
 IDENTICAL_TEXT = "Tämä yksi ja sama lause lähetetään palveluun monta kertaa peräkkäin."
 SYLLABLES = ("ka", "ke", "ki", "ko", "ku", "la", "le", "li", "lo", "lu", "ma", "me", "mi", "mo", "mu", "na")
 # Each phase draws its texts from its own range of codes, so that no two phases share a text.
@@ -216,6 +219,7 @@ class Stack:
             "HOST": HOST,
             "API_PORT": str(self.api_port),
             "MOTO_PORT": str(self.moto_port),
+            "LOCAL_API_KEY": API_KEY,
             "PYTHONPATH": PYTHONPATH,
             # The synthesized-exactly-once check reads the worker's INFO lines.
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -349,7 +353,7 @@ def pool_map(
     def run(item: T) -> R:
         client = getattr(local, "client", None)
         if client is None:
-            client = httpx.Client(base_url=base_url, timeout=CLIENT_TIMEOUT_S)
+            client = httpx.Client(headers=AUTH, base_url=base_url, timeout=CLIENT_TIMEOUT_S)
             local.client = client
             with lock:
                 clients.append(client)
@@ -452,7 +456,7 @@ def wait_terminal(stack: Stack, ids: Collection[str], *, timeout_s: float, worke
     deadline = started + timeout_s
     scanned_terminal: int | None = None  # the stats' done + failed at the last pass over the list
     next_scan = started
-    with httpx.Client(base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
+    with httpx.Client(headers=AUTH, base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
         for _ in range(100_000):
             if not pending or time.monotonic() > deadline or not stack.alive():
                 break
@@ -773,7 +777,7 @@ class Soak:
         name = "worker SIGKILL mid-job: task done after redelivery, worker restarted"
         stack = self.stack
         text = long_text(CODES["kill"], self.o.kill_text_chars)
-        with httpx.Client(base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
+        with httpx.Client(headers=AUTH, base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
             submitted = time.monotonic()
             task_id = (
                 client.post("/api/v1/tts/convert", json={"text": text})
@@ -857,7 +861,7 @@ class Soak:
             return
         time.sleep(2.0)  # let the worker get going: some tasks processing, some done, most queued
         old_pid = consumer.pid
-        with httpx.Client(base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
+        with httpx.Client(headers=AUTH, base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
             at_kill = Counter(str((get_task(client, i) or {}).get("status")) for i in ids)
         os.kill(old_pid, signal.SIGKILL)
         killed = time.monotonic()
@@ -905,7 +909,7 @@ class Soak:
             label, method, path, body = spec
             started = time.monotonic()
             try:
-                with httpx.Client(base_url=stack.base_url, timeout=3 * budget_s) as client:
+                with httpx.Client(headers=AUTH, base_url=stack.base_url, timeout=3 * budget_s) as client:
                     response = client.request(method, path, json=body)
             except httpx.HTTPError as exc:
                 return Answer(label, None, time.monotonic() - started, type(exc).__name__)
@@ -1047,7 +1051,7 @@ class Soak:
         if real.conversion_id is None:
             self.report.check(name, False, f"could not submit a text: {real.error}")
             return
-        template = repository.get(real.conversion_id, consistent=True)
+        template = repository.get(real.conversion_id, tenant_id=None, consistent=True)
         text = "Tämä tehtävä päätyy suoraan kuolleiden kirjeiden jonoon."
         task_id = uuid.uuid4().hex
         task, _ = repository.create_or_get(
@@ -1069,7 +1073,7 @@ class Soak:
             QueueUrl=self.queue_urls()[JOBS_DLQ], MessageBody=job_for(task).model_dump_json()
         )
         sent = time.monotonic()
-        with httpx.Client(base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
+        with httpx.Client(headers=AUTH, base_url=stack.base_url, timeout=CLIENT_TIMEOUT_S) as client:
             found = wait_for(
                 lambda: (lambda t: t if t and t["status"] in TERMINAL else None)(
                     get_task(client, task.task_id)

@@ -43,6 +43,7 @@ class Monitoring(Construct):
         config: DeploymentConfig,
         jobs_queue: sqs.IQueue,
         jobs_dlq: sqs.IQueue,
+        parts_dlq: sqs.IQueue,
         events_queue: sqs.IQueue,
         events_dlq: sqs.IQueue,
         rest_api: apigw.RestApi,
@@ -69,6 +70,20 @@ class Monitoring(Construct):
             threshold=1,
             evaluation_periods=2,
             description="Messages stay in the jobs dead-letter queue: its consumer is failing.",
+        )
+        # Fan-out parts have their own DLQ, drained by the same consumer (each fails its parent's plan).
+        self._alarm(
+            "PartsDeadLetters",
+            self._app_metric(Metric.PARTS_DEAD_LETTERED),
+            threshold=1,
+            description="Parts of long texts reached the parts dead-letter queue: their tasks were failed.",
+        )
+        self._alarm(
+            "UnhandledPartDeadLetters",
+            parts_dlq.metric_approximate_number_of_messages_visible(statistic="Maximum", period=PERIOD),
+            threshold=1,
+            evaluation_periods=2,
+            description="Messages stay in the parts dead-letter queue: its consumer is failing.",
         )
         self._alarm(
             "EventsDeadLetters",
@@ -147,6 +162,9 @@ class Monitoring(Construct):
                     jobs_dlq.metric_approximate_number_of_messages_visible(
                         statistic="Maximum", label="Jobs DLQ"
                     ),
+                    parts_dlq.metric_approximate_number_of_messages_visible(
+                        statistic="Maximum", label="Parts DLQ"
+                    ),
                     events_dlq.metric_approximate_number_of_messages_visible(
                         statistic="Maximum", label="Events DLQ"
                     ),
@@ -209,6 +227,7 @@ class Monitoring(Construct):
                     self._app_metric(Metric.TASKS_TIMED_OUT, label="Timed out"),
                     self._app_metric(Metric.TASKS_FINISHED_BY_SWEEP, label="Finished as done"),
                     self._app_metric(Metric.TASKS_DEAD_LETTERED, label="Dead-lettered"),
+                    self._app_metric(Metric.PARTS_DEAD_LETTERED, label="Parts dead-lettered"),
                 ],
                 width=8,
             ),
@@ -225,6 +244,16 @@ class Monitoring(Construct):
                 right=[
                     self._app_metric(Metric.MODEL_LOAD_SECONDS, statistic="p50", label="Load s p50"),
                     self._app_metric(Metric.MODEL_LOAD_SECONDS, statistic="Maximum", label="Load s max"),
+                ],
+                width=8,
+            ),
+            # The notifier (signed webhooks): undeliverable ones are a receiver down for the whole window.
+            cloudwatch.GraphWidget(
+                title="Webhooks",
+                left=[
+                    self._app_metric(Metric.WEBHOOKS_DELIVERED, label="Delivered"),
+                    self._app_metric(Metric.WEBHOOKS_RETRIED, label="Retried"),
+                    self._app_metric(Metric.WEBHOOKS_UNDELIVERABLE, label="Undeliverable"),
                 ],
                 width=8,
             ),

@@ -8,6 +8,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
@@ -21,6 +22,7 @@ from infra.capabilities.service_function import service_function
 from infra.capabilities.work_queue import QUEUE_RETENTION
 from infra.config import DeploymentConfig
 from tts_common.domain import INPUTS_PREFIX
+from tts_common.storage.plans import PLAN_PREFIX
 
 CONSUMER_TIMEOUT = Duration.seconds(30)
 SWEEPER_TIMEOUT = Duration.seconds(120)
@@ -105,11 +107,20 @@ class TaskEvents(Construct):
                 "DeadLetters",
                 constants.DEAD_LETTER_HANDLER,
                 CONSUMER_TIMEOUT,
-                "Fails the task of every job that reaches the jobs DLQ (dead_lettered)",
+                "Fails the task of every job or part that reaches the jobs or parts DLQ (dead_lettered)",
             ),
             jobs_dead_letter_queue,
         )
         grant_task_reads(self.dead_letters, table)
+        # A dead-lettered part marks its parent's plan failed: UpdateItem on plan items only (plan#<task>, in
+        # the same table), never on a task's own item.
+        self.dead_letters.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{PLAN_PREFIX}*"]}},
+            )
+        )
         topic.grant_publish(self.dead_letters)
         for function in (self.consumer, self.sweeper):
             grant_table_read_write(function, table)

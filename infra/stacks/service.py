@@ -183,6 +183,7 @@ class ServiceStack(Stack):
             config=config,
             jobs_queue=self.jobs.queue,
             jobs_dlq=self.jobs.dead_letter_queue,
+            parts_dlq=self.parts.dead_letter_queue,
             events_queue=self.channel.events.queue,
             events_dlq=self.channel.events.dead_letter_queue,
             rest_api=self.api.rest_api,

@@ -117,8 +117,17 @@ def test_a_dead_letter_consumer_fails_dead_lettered_jobs_with_reads_and_publish_
     function = function_with_handler(lambda_app, constants.DEAD_LETTER_HANDLER)
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
     actions = {a for st in policy_statements_of_role(lambda_app, role) for a in actions_of(st)}
-    # It reads a task by key and publishes `failed`; it never writes the table or sends jobs.
+    # It reads a task by key and publishes `failed`; it never writes a task or sends jobs. A dead-lettered
+    # part (the parts DLQ is its event source too) marks its parent's plan failed: UpdateItem on plan#* only.
     assert "dynamodb:GetItem" in actions
     assert "sns:Publish" in actions
-    assert not {a for a in actions if a.startswith("dynamodb:") and a != "dynamodb:GetItem"}
+    assert not {a for a in actions if a.startswith("dynamodb:")} - {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    [update] = [
+        st for st in policy_statements_of_role(lambda_app, role) if "dynamodb:UpdateItem" in actions_of(st)
+    ]
+    assert update["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["plan#*"]}}
+    lambda_app.service.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"EventSourceArn": {"Fn::GetAtt": [Match.string_like_regexp("^PartsDeadLetterQueue"), "Arn"]}},
+    )
     assert "sqs:SendMessage" not in actions

@@ -129,6 +129,13 @@ def test_alarms_cover_dead_letters_age_worker_and_api(lambda_app: Assembly) -> N
     unhandled = alarm_named(lambda_app, "UnhandledJobDeadLetters")
     assert unhandled["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert "JobsDeadLetterQueue" in render(unhandled["Dimensions"])
+    # Fan-out parts have a DLQ of their own, drained by the same consumer: the same pair of alarms.
+    parts = alarm_named(lambda_app, "PartsDeadLetters")
+    assert f'"MetricName": "{Metric.PARTS_DEAD_LETTERED}"' in render(parts)
+    assert parts["Threshold"] == 1
+    unhandled_parts = alarm_named(lambda_app, "UnhandledPartDeadLetters")
+    assert unhandled_parts["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert "PartsDeadLetterQueue" in render(unhandled_parts["Dimensions"])
 
     assert "EventsDeadLetterQueue" in render(alarm_named(lambda_app, "EventsDeadLetters")["Dimensions"])
 

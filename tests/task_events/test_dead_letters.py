@@ -91,6 +91,64 @@ def test_poison_and_unknown_tasks_are_dropped(resources, repository, publisher, 
     assert events(resources) == []
 
 
+def test_a_dead_lettered_part_fails_its_parents_plan_and_the_parent(resources, repository, publisher) -> None:
+    # Given a fanned-out task in processing, its plan in the ledger, and one of its parts dead-lettered
+    from tts_common.messages import PartJob, PartPiece
+    from tts_common.storage.plans import PlanLedger
+
+    task = make_task(repository, at=datetime.now(UTC))
+    repository.apply_events(
+        task.task_id, [LifecycleEvent(task_id=task.task_id, status=TaskStatus.PROCESSING, at=NOW, attempt=1)]
+    )
+    ledger = PlanLedger(
+        dynamodb_client=boto3.client("dynamodb", region_name="us-east-1"), table_name=resources.table_name
+    )
+    ledger.create(task.task_id, parts_total=3, pieces_total=6, join_job="{}", now=NOW)
+    job = job_for(task)
+    part = PartJob(
+        task_id=task.task_id,
+        dedupe_key=job.dedupe_key,
+        voice=job.voice,
+        audio_key=job.audio_key,
+        submitted_at=job.submitted_at,
+        seed_key="0" * 64,
+        part=1,
+        parts_total=3,
+        pieces_total=6,
+        pieces=(
+            PartPiece(index=2, position=2, text="Kolmas."),
+            PartPiece(index=3, position=3, text="Neljäs."),
+        ),
+    )
+
+    # When the DLQ consumer sees it
+    outcome = fail_dead_lettered(
+        body=part.model_dump_json(),
+        receive_count=3,
+        repository=repository,
+        publisher=publisher,
+        clock=lambda: NOW,
+        ledger=ledger,
+    )
+
+    # Then the plan is failed (the other parts stop, no join is sent) and so is the parent, naming the part
+    assert outcome.failed
+    assert outcome.part
+    plan = ledger.get(task.task_id)
+    assert plan is not None
+    assert plan.failed_reason is not None
+    assert "part 2 of 3" in plan.failed_reason
+    [failed] = events(resources)
+    assert failed.error is not None
+    assert (failed.status, failed.error.code) == (TaskStatus.FAILED, DEAD_LETTERED)
+    assert "part 2 of 3" in failed.error.message
+    # A plain job's dead letter leaves the ledger alone.
+    plain = fail_dead_lettered(
+        body=job_body(task), receive_count=3, repository=repository, publisher=publisher, clock=lambda: NOW
+    )
+    assert not plain.part
+
+
 def test_the_local_consumer_fails_a_dead_lettered_job_within_seconds(resources, repository) -> None:
     # Given the local consumer loop watching the jobs DLQ, and a processing task
     sqs = boto3.client("sqs", region_name="us-east-1")
@@ -117,7 +175,7 @@ def test_the_local_consumer_fails_a_dead_lettered_job_within_seconds(resources, 
 
         # Then the task ends failed (dead_lettered) at once, not after STALE_AFTER_S
         deadline = time.monotonic() + 15
-        while (current := repository.get(task.task_id)).status is not TaskStatus.FAILED:
+        while (current := repository.get(task.task_id, tenant_id=None)).status is not TaskStatus.FAILED:
             assert time.monotonic() < deadline, "the dead-lettered task was not failed"
             time.sleep(0.1)
         assert current.lifecycle.error is not None

@@ -147,7 +147,8 @@ def parse_polly_voices(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple((names[alias], code) for alias, code in parse_voice_aliases(value))
 
 
-# Fan-out defaults (WorkerSettings.tts_part_chars, tts_fanout_min_chars); provisional until measured.
+# Fan-out defaults (WorkerSettings.tts_part_chars, tts_fanout_min_chars), checked by `make bench`
+# (docs/BENCHMARKS.md, long texts).
 DEFAULT_PART_CHARS = 8000
 DEFAULT_FANOUT_MIN_CHARS = 12_000
 # A fanned-out task processing with no lifecycle message for this long has a lost part or join: the sweeper
@@ -412,10 +413,10 @@ class WorkerSettings(ServiceSettings):
 
     # -- Fan-out (tts_worker.fanout): a text of at least TTS_FANOUT_MIN_CHARS characters is split (at piece
     # boundaries) into parts of about TTS_PART_CHARS, synthesized from the parts queue by any worker and
-    # joined in S3. Off without PARTS_QUEUE_URL or with TTS_FANOUT=false. Provisional defaults, until make
-    # bench measures them: 8000 characters is ~6 min on 1 vCPU at 22 chars/s (well inside Lambda's 15) and
-    # ~18 MB of 16 kHz PCM (over S3's 5 MiB copy minimum); per-part overhead (~0.3 s warm, 8.5 s cold) stays
-    # under ~4% of a part.
+    # joined in S3. Off without PARTS_QUEUE_URL or with TTS_FANOUT=false. Defaults measured by make bench
+    # (docs/BENCHMARKS.md, long texts): 8000 characters is ~6 min at 21.7 chars/s (1 vCPU; the longest part,
+    # 10,000, about half of Lambda's 15 min) and ~17 MB of 16 kHz PCM (over S3's 5 MiB copy minimum); the
+    # per-part overhead is ~0.2 s (under 0.2% of a part), a cold start 8.5 s (~2% at that rate).
     parts_queue_url: str | None = Field(default=None, validation_alias="PARTS_QUEUE_URL", min_length=1)
     tts_fanout: bool = Field(default=True, validation_alias="TTS_FANOUT")
     tts_part_chars: int = Field(
