@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -17,8 +17,8 @@ from aws_lambda_powertools import Metrics
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from tts_api import observability
-from tts_api.service import Clock
+from tts_api import observability, service
+from tts_api.service import Clock, Submission, VoiceRequest
 from tts_common import wiring
 from tts_common.adapters.events import EventPublisher
 from tts_common.adapters.s3 import AudioStore
@@ -200,6 +200,60 @@ JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitter:
+    """service.submit_texts with the collaborators a submitting route needs (and may read) bound: one
+    dependency for the native, OpenAI and Polly routes alike."""
+
+    settings: ApiSettings
+    repository: TaskRepository
+    audio_store: AudioStore
+    job_queue: JobQueue
+    publisher: EventPublisher
+    clock: Clock
+
+    def submit(
+        self,
+        *,
+        tenant_id: str,
+        texts: Sequence[str],
+        voice: VoiceRequest,
+        batch: bool = False,
+        custom_filename: str | None = None,
+        callback_url: str | None = None,
+        client_request: Mapping[str, Any] | None = None,
+    ) -> list[Submission]:
+        return service.submit_texts(
+            tenant_id=tenant_id,
+            texts=texts,
+            custom_filename=custom_filename,
+            callback_url=callback_url,
+            voice=voice,
+            batch=batch,
+            settings=self.settings,
+            repository=self.repository,
+            audio_store=self.audio_store,
+            job_queue=self.job_queue,
+            publisher=self.publisher,
+            clock=self.clock,
+            client_request=client_request,
+        )
+
+
+def get_submitter(
+    settings: SettingsDep,
+    repository: RepositoryDep,
+    audio_store: AudioStoreDep,
+    job_queue: JobQueueDep,
+    publisher: PublisherDep,
+    clock: ClockDep,
+) -> Submitter:
+    return Submitter(settings, repository, audio_store, job_queue, publisher, clock)
+
+
+SubmitterDep = Annotated[Submitter, Depends(get_submitter)]
 
 
 def clear_caches() -> None:

@@ -416,14 +416,24 @@ def audio_link(
 ) -> DownloadLink:
     """A presigned URL for written audio, saved as `filename`, else the task's name, else its id."""
     name = download_filename(filename or task.custom_filename, task.task_id, audio.format)
+    return presigned_link(
+        audio.audio_key,
+        filename=name,
+        content_type=FORMATS[audio.format].content_type,
+        settings=settings,
+        audio_store=audio_store,
+    )
+
+
+def presigned_link(
+    key: str, *, filename: str, content_type: str, settings: ApiSettings, audio_store: AudioStore
+) -> DownloadLink:
+    """A presigned GET URL of an object in the audio bucket, valid PRESIGN_EXPIRY_S, saved as `filename`."""
     with _dependency("audio bucket"):
         signed: PresignedDownload = audio_store.presign_download(
-            audio.audio_key,
-            filename=name,
-            content_type=FORMATS[audio.format].content_type,
-            expires_in_s=settings.presign_expiry_s,
+            key, filename=filename, content_type=content_type, expires_in_s=settings.presign_expiry_s
         )
-    return DownloadLink(url=signed.url, expires_at=signed.expires_at, filename=name)
+    return DownloadLink(url=signed.url, expires_at=signed.expires_at, filename=filename)
 
 
 def _done_audio(task: Task) -> AudioInfo:
@@ -450,15 +460,13 @@ def marks_link(
     task = get_task(tenant_id=tenant_id, task_id=task_id, repository=repository)
     if marks_format not in _done_audio(task).marks:
         raise MarksNotAvailable(task.task_id, str(marks_format))
-    name = marks_filename(task.custom_filename, task.task_id, marks_format)
-    with _dependency("audio bucket"):
-        signed: PresignedDownload = audio_store.presign_download(
-            marks_key_for(task.task_id, marks_format),
-            filename=name,
-            content_type=MARKS_FORMATS[marks_format].content_type,
-            expires_in_s=settings.presign_expiry_s,
-        )
-    return DownloadLink(url=signed.url, expires_at=signed.expires_at, filename=name)
+    return presigned_link(
+        marks_key_for(task.task_id, marks_format),
+        filename=marks_filename(task.custom_filename, task.task_id, marks_format),
+        content_type=MARKS_FORMATS[marks_format].content_type,
+        settings=settings,
+        audio_store=audio_store,
+    )
 
 
 @dataclass(frozen=True, slots=True)

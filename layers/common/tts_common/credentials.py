@@ -27,15 +27,24 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tts_common.adapters import DEPENDENCY_ERRORS
-from tts_common.exceptions import ApiKeyNotFound, ConfigurationError, DependencyUnavailable, InvalidInput
-from tts_common.tenancy import KEY_TABLE_PARTITION_KEY, MAX_KEY_NAME_CHARS, validate_tenant_id
+from tts_common.adapters.key_items import (
+    KEY_TABLE_PARTITION_KEY,
+    KIND_ATTRIBUTE,
+    KeyItems,
+    Revocable,
+    iso,
+    kind_of,
+    optional_time,
+    parse_time,
+)
+from tts_common.exceptions import ConfigurationError, DependencyUnavailable, InvalidInput
+from tts_common.tenancy import MAX_KEY_NAME_CHARS, validate_tenant_id
 from tts_common.webhook_secrets import CONTEXT_PURPOSE, CONTEXT_TENANT
 
-KIND_ATTRIBUTE = "kind"
 KIND_SIGV4 = "sigv4"
 ACCESS_KEY_PREFIX = "TTSA"
 _ACCESS_KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -81,7 +90,7 @@ def encryption_context(tenant_id: str, access_key_id: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class SigningCredential:
+class SigningCredential(Revocable):
     """A stored credential: everything but the clear secret."""
 
     access_key_id: str
@@ -91,18 +100,10 @@ class SigningCredential:
     ciphertext: bytes = field(repr=False)
     revoked_at: datetime | None = None
 
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
     def public(self) -> dict[str, Any]:
         return {
             "access_key_id": self.access_key_id,
-            "tenant_id": self.tenant_id,
-            "name": self.name,
-            "created_at": _iso(self.created_at),
-            "revoked_at": _iso(self.revoked_at) if self.revoked_at else None,
-            "active": self.active,
+            **self.public_fields(),
         }
 
 
@@ -113,14 +114,6 @@ class SigningSecret:
     access_key_id: str
     tenant_id: str
     secret: str = field(repr=False)
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class CredentialStore:
@@ -137,8 +130,7 @@ class CredentialStore:
         cache_ttl_s: float = CACHE_TTL_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ddb = dynamodb_client
-        self._table = table_name
+        self._items = KeyItems(dynamodb_client=dynamodb_client, table_name=table_name)
         self._kms = kms_client
         self._kms_key_id = kms_key_id
         self._ttl = cache_ttl_s
@@ -174,28 +166,18 @@ class CredentialStore:
             KIND_ATTRIBUTE: {"S": KIND_SIGV4},
             "tenant_id": {"S": tenant_id},
             "name": {"S": name},
-            "created_at": {"S": _iso(now)},
+            "created_at": {"S": iso(now)},
             "secret_ciphertext": {"S": base64.b64encode(record.ciphertext).decode()},
             "kms_key_arn": {"S": str(sealed.get("KeyId", self._kms_key_id))},
         }
-        self._call(
-            "put_item",
-            TableName=self._table,
-            Item=item,
-            ConditionExpression="attribute_not_exists(#k)",
-            ExpressionAttributeNames={"#k": KEY_TABLE_PARTITION_KEY},
-        )
+        if not self._items.put_new(item):  # a drawn id already stored: 80 random bits, so never in practice
+            raise DependencyUnavailable("the key table did not answer")
         return secret, record
 
     def get(self, access_key_id: str) -> SigningCredential | None:
         """The stored credential (active or revoked); None when there is none by that id."""
-        item = self._call(
-            "get_item",
-            TableName=self._table,
-            Key={KEY_TABLE_PARTITION_KEY: {"S": access_key_id}},
-            ConsistentRead=True,
-        ).get("Item")
-        if item is None or item.get(KIND_ATTRIBUTE, {}).get("S") != KIND_SIGV4:
+        item = self._items.get(access_key_id)
+        if item is None or kind_of(item) != KIND_SIGV4:
             return None
         return _from_item(item)
 
@@ -243,55 +225,33 @@ class CredentialStore:
 
     def list(self, tenant_id: str | None = None) -> list[SigningCredential]:
         """Every credential (of one tenant), oldest first."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "ConsistentRead": True,
-            "FilterExpression": "#kind = :sigv4" + (" AND tenant_id = :t" if tenant_id else ""),
-            "ExpressionAttributeNames": {"#kind": KIND_ATTRIBUTE},
-            "ExpressionAttributeValues": {":sigv4": {"S": KIND_SIGV4}}
+        items = self._items.scan(
+            FilterExpression="#kind = :sigv4" + (" AND tenant_id = :t" if tenant_id else ""),
+            ExpressionAttributeNames={"#kind": KIND_ATTRIBUTE},
+            ExpressionAttributeValues={":sigv4": {"S": KIND_SIGV4}}
             | ({":t": {"S": tenant_id}} if tenant_id else {}),
-        }
-        records: list[SigningCredential] = []
-        while True:
-            page = self._call("scan", **kwargs)
-            records += [_from_item(item) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        )
+        records = [_from_item(item) for item in items]
         return sorted(records, key=lambda r: (r.created_at, r.access_key_id))
 
     def revoke(self, access_key_id: str, now: datetime) -> SigningCredential:
         """Mark the credential revoked (the earliest revocation stays); ApiKeyNotFound for an unknown id."""
-        try:
-            answer = self._ddb.update_item(
-                TableName=self._table,
-                Key={KEY_TABLE_PARTITION_KEY: {"S": access_key_id}},
-                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
-                ConditionExpression="#kind = :sigv4",
-                ExpressionAttributeNames={"#kind": KIND_ATTRIBUTE},
-                ExpressionAttributeValues={":now": {"S": _iso(now)}, ":sigv4": {"S": KIND_SIGV4}},
-                ReturnValues="ALL_NEW",
-            )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            raise ApiKeyNotFound(access_key_id) from None
-        except DEPENDENCY_ERRORS as exc:
-            raise DependencyUnavailable("the key table did not answer") from exc
-        return _from_item(answer["Attributes"])
-
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._ddb, operation)(**kwargs)
-        except DEPENDENCY_ERRORS as exc:
-            raise DependencyUnavailable("the key table did not answer") from exc
+        item = self._items.revoke(
+            access_key_id,
+            now,
+            condition="#kind = :sigv4",
+            names={"#kind": KIND_ATTRIBUTE},
+            values={":sigv4": {"S": KIND_SIGV4}},
+        )
+        return _from_item(item)
 
 
 def _from_item(item: Mapping[str, Any]) -> SigningCredential:
-    revoked = item.get("revoked_at", {}).get("S")
     return SigningCredential(
         access_key_id=item[KEY_TABLE_PARTITION_KEY]["S"],
         tenant_id=item["tenant_id"]["S"],
         name=item.get("name", {}).get("S", ""),
-        created_at=_parse_time(item["created_at"]["S"]),
+        created_at=parse_time(item["created_at"]["S"]),
         ciphertext=base64.b64decode(item["secret_ciphertext"]["S"]),
-        revoked_at=_parse_time(revoked) if revoked else None,
+        revoked_at=optional_time(item, "revoked_at"),
     )

@@ -16,11 +16,13 @@ import secrets
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tts_common.adapters import DEPENDENCY_ERRORS
-from tts_common.exceptions import ApiKeyNotFound, DependencyUnavailable, InvalidInput
+from tts_common.adapters.key_items import KEY_TABLE_PARTITION_KEY as KEY_TABLE_PARTITION_KEY
+from tts_common.adapters.key_items import KeyItems, Revocable, iso, kind_of, optional_time, parse_time
+from tts_common.exceptions import ApiKeyNotFound, InvalidInput
 
 API_KEY_HEADER = "x-api-key"
 AUTHORIZATION_HEADER = "authorization"
@@ -39,8 +41,8 @@ OUTPUT_KEY_TABLE = "ApiKeyTableName"
 OUTPUT_USAGE_PLAN = "UsagePlanId"
 OUTPUT_API_URL = "ApiUrl"
 
-# The key table's schema (the local stack, the tests and the CDK app): one item per key, named by its id.
-KEY_TABLE_PARTITION_KEY = "key_id"
+# The key table's schema (the local stack, the tests and the CDK app): one item per key, named by its id,
+# KEY_TABLE_PARTITION_KEY (tts_common.adapters.key_items, re-exported here).
 # An item's `kind` (absent: an API key); other kinds share the table (tts_common.webhook_secrets).
 API_KEY_KIND = "api_key"
 # The name of a key's API Gateway API key on a deployment (its value is the key itself).
@@ -67,7 +69,7 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
+class ApiKeyRecord(Revocable):
     """A stored key: everything but the key, which only its creator ever sees."""
 
     key_id: str
@@ -77,19 +79,11 @@ class ApiKeyRecord:
     created_at: datetime
     revoked_at: datetime | None = None
 
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
     def public(self) -> dict[str, Any]:
         """What `tts-admin keys list --json` shows: no hash, no key."""
         return {
             "key_id": self.key_id,
-            "tenant_id": self.tenant_id,
-            "name": self.name,
-            "created_at": _iso(self.created_at),
-            "revoked_at": _iso(self.revoked_at) if self.revoked_at else None,
-            "active": self.active,
+            **self.public_fields(),
         }
 
 
@@ -143,25 +137,16 @@ def validate_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 class ApiKeyStore:
     """The key table: create, resolve, list and revoke keys. Takes a boto3 DynamoDB client (wiring builds it
     with the service's timeouts), so the authorizer, the API and `tts-admin` share this one code path."""
 
     def __init__(self, *, dynamodb_client: Any, table_name: str) -> None:
-        self._ddb = dynamodb_client
-        self._table = table_name
+        self._items = KeyItems(dynamodb_client=dynamodb_client, table_name=table_name)
 
     @property
     def table_name(self) -> str:
-        return self._table
+        return self._items.table_name
 
     def create(
         self, tenant_id: str, name: str, now: datetime, *, key: str | None = None
@@ -176,16 +161,8 @@ class ApiKeyStore:
         record = ApiKeyRecord(
             key_id=digest[:_KEY_ID_CHARS], tenant_id=tenant_id, name=name, key_hash=digest, created_at=now
         )
-        try:
-            self._call(
-                "put_item",
-                TableName=self._table,
-                Item=_to_item(record),
-                ConditionExpression="attribute_not_exists(#k)",
-                ExpressionAttributeNames={"#k": KEY_TABLE_PARTITION_KEY},
-            )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            raise InvalidInput("this key is already stored; choose another") from None
+        if not self._items.put_new(_to_item(record)):
+            raise InvalidInput("this key is already stored; choose another")
         return key, record
 
     def resolve(self, key: str, now: datetime | None = None) -> Principal | None:
@@ -195,13 +172,7 @@ class ApiKeyStore:
         """
         if not key or len(key) > MAX_KEY_CHARS:
             return None
-        key_id = key_id_of(key)
-        item = self._call(
-            "get_item",
-            TableName=self._table,
-            Key={KEY_TABLE_PARTITION_KEY: {"S": key_id}},
-            ConsistentRead=True,
-        ).get("Item")
+        item = self._items.get(key_id_of(key))
         if item is None:
             return None
         record = _from_item(item)
@@ -212,82 +183,55 @@ class ApiKeyStore:
         return Principal(tenant_id=record.tenant_id, key_id=record.key_id)
 
     def get(self, key_id: str) -> ApiKeyRecord:
-        item = self._call(
-            "get_item",
-            TableName=self._table,
-            Key={KEY_TABLE_PARTITION_KEY: {"S": key_id}},
-            ConsistentRead=True,
-        ).get("Item")
+        item = self._items.get(key_id)
         if item is None:
             raise ApiKeyNotFound(key_id)
         return _from_item(item)
 
     def list(self, tenant_id: str | None = None) -> list[ApiKeyRecord]:
         """Every key (of one tenant), oldest first. A scan: the table holds one small item per key."""
-        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        kwargs: dict[str, Any] = {}
         if tenant_id is not None:
             kwargs["FilterExpression"] = "tenant_id = :t"
             kwargs["ExpressionAttributeValues"] = {":t": {"S": tenant_id}}
-        records: list[ApiKeyRecord] = []
-        while True:
-            page = self._call("scan", **kwargs)
-            # Other kinds of item share the table (a tenant's webhook secret, `kind` set): not API keys.
-            records += [
-                _from_item(item)
-                for item in page.get("Items", [])
-                if item.get("kind", {}).get("S", API_KEY_KIND) == API_KEY_KIND
-            ]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        # Other kinds of item share the table (a tenant's webhook secret, `kind` set): not API keys.
+        records = [
+            _from_item(item)
+            for item in self._items.scan(**kwargs)
+            if kind_of(item, API_KEY_KIND) == API_KEY_KIND
+        ]
         return sorted(records, key=lambda r: (r.created_at, r.key_id))
 
     def revoke(self, key_id: str, now: datetime) -> ApiKeyRecord:
         """Mark the key revoked (the earliest revocation stays); ApiKeyNotFound for an unknown id."""
-        try:
-            answer = self._ddb.update_item(
-                TableName=self._table,
-                Key={KEY_TABLE_PARTITION_KEY: {"S": key_id}},
-                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
-                # An API key's item (the table also holds SigV4 credentials, tts_common.credentials).
-                ConditionExpression="attribute_exists(#k) AND attribute_exists(key_hash)",
-                ExpressionAttributeNames={"#k": KEY_TABLE_PARTITION_KEY},
-                ExpressionAttributeValues={":now": {"S": _iso(now)}},
-                ReturnValues="ALL_NEW",
-            )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            raise ApiKeyNotFound(key_id) from None
-        except DEPENDENCY_ERRORS as exc:
-            raise DependencyUnavailable("the key table did not answer") from exc
-        return _from_item(answer["Attributes"])
+        item = self._items.revoke(
+            key_id,
+            now,
+            # An API key's item (the table also holds SigV4 credentials, tts_common.credentials).
+            condition="attribute_exists(#k) AND attribute_exists(key_hash)",
+            names={"#k": KEY_TABLE_PARTITION_KEY},
+        )
+        return _from_item(item)
 
     def create_table(self) -> None:
         """Create the key table (the local stack and tests; the CDK app owns it on AWS)."""
+        ddb = self._items.client
         try:
-            self._ddb.create_table(
-                TableName=self._table,
+            ddb.create_table(
+                TableName=self.table_name,
                 AttributeDefinitions=[{"AttributeName": KEY_TABLE_PARTITION_KEY, "AttributeType": "S"}],
                 KeySchema=[{"AttributeName": KEY_TABLE_PARTITION_KEY, "KeyType": "HASH"}],
                 BillingMode="PAY_PER_REQUEST",
             )
-        except self._ddb.exceptions.ResourceInUseException:
+        except ddb.exceptions.ResourceInUseException:
             return
 
     def ping(self) -> bool:
         try:
-            self._ddb.describe_table(TableName=self._table)
+            self._items.client.describe_table(TableName=self.table_name)
         except DEPENDENCY_ERRORS:
             return False
         return True
-
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._ddb, operation)(**kwargs)
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            raise
-        except DEPENDENCY_ERRORS as exc:
-            # botocore's errors carry the request; the key never rides in it (only its id and hash do).
-            raise DependencyUnavailable("the key table did not answer") from exc
 
 
 def _to_item(record: ApiKeyRecord) -> dict[str, Any]:
@@ -296,20 +240,19 @@ def _to_item(record: ApiKeyRecord) -> dict[str, Any]:
         "tenant_id": {"S": record.tenant_id},
         "name": {"S": record.name},
         "key_hash": {"S": record.key_hash},
-        "created_at": {"S": _iso(record.created_at)},
+        "created_at": {"S": iso(record.created_at)},
     }
     if record.revoked_at is not None:
-        item["revoked_at"] = {"S": _iso(record.revoked_at)}
+        item["revoked_at"] = {"S": iso(record.revoked_at)}
     return item
 
 
 def _from_item(item: Mapping[str, Any]) -> ApiKeyRecord:
-    revoked = item.get("revoked_at", {}).get("S")
     return ApiKeyRecord(
         key_id=item[KEY_TABLE_PARTITION_KEY]["S"],
         tenant_id=item["tenant_id"]["S"],
         name=item.get("name", {}).get("S", ""),
         key_hash=item["key_hash"]["S"],
-        created_at=_parse_time(item["created_at"]["S"]),
-        revoked_at=_parse_time(revoked) if revoked else None,
+        created_at=parse_time(item["created_at"]["S"]),
+        revoked_at=optional_time(item, "revoked_at"),
     )

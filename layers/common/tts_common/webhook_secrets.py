@@ -18,16 +18,23 @@ import string
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tts_common.adapters import DEPENDENCY_ERRORS
+from tts_common.adapters.key_items import (
+    KEY_TABLE_PARTITION_KEY,
+    KIND_ATTRIBUTE,
+    KeyItems,
+    iso,
+    kind_of,
+    parse_time,
+)
 from tts_common.exceptions import DependencyUnavailable, InvalidInput
-from tts_common.tenancy import KEY_TABLE_PARTITION_KEY, validate_tenant_id
+from tts_common.tenancy import validate_tenant_id
 
 SECRET_PREFIX = "whsec_"
 ITEM_PREFIX = "webhook#"
-KIND_ATTRIBUTE = "kind"
 KIND = "webhook_secret"
 PURPOSE = "webhook"
 CONTEXT_PURPOSE = "tts:purpose"
@@ -55,21 +62,14 @@ def context_for(tenant_id: str) -> dict[str, str]:
     return {CONTEXT_PURPOSE: PURPOSE, CONTEXT_TENANT: tenant_id}
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 class WebhookSecretStore:
     """Create, rotate and read tenants' webhook secrets (boto3 DynamoDB and KMS clients)."""
 
     def __init__(
         self, *, dynamodb_client: Any, kms_client: Any, table_name: str, kms_key_id: str | None = None
     ) -> None:
-        self._ddb, self._kms, self._table, self._key = dynamodb_client, kms_client, table_name, kms_key_id
+        self._items = KeyItems(dynamodb_client=dynamodb_client, table_name=table_name)
+        self._kms, self._key = kms_client, kms_key_id
         self._cache: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
@@ -94,34 +94,27 @@ class WebhookSecretStore:
             KIND_ATTRIBUTE: {"S": KIND},
             "tenant_id": {"S": tenant_id},
             "secret_ciphertext": {"B": blob},
-            "created_at": {"S": existing["created_at"]["S"] if existing else _iso(now)},
+            "created_at": {"S": existing["created_at"]["S"] if existing else iso(now)},
         }
         if existing is not None:
             item["previous_ciphertext"] = existing["secret_ciphertext"]
-            item["rotated_at"] = {"S": _iso(now)}
-        self._call("put_item", TableName=self._table, Item=item)
+            item["rotated_at"] = {"S": iso(now)}
+        self._items.call("put_item", Item=item)
         return secret
 
     def secrets_for(self, tenant_id: str, now: datetime) -> list[str]:
         """The secrets that sign now, the current first; empty when the tenant has none."""
         item = self._item(tenant_id)
-        if item is None or item.get(KIND_ATTRIBUTE, {}).get("S") != KIND:
+        if item is None or kind_of(item) != KIND:
             return []
         found = [self._decrypt(item["secret_ciphertext"]["B"], tenant_id)]
         rotated = item.get("rotated_at", {}).get("S")
-        if "previous_ciphertext" in item and rotated and now - _parse(rotated) < ROTATION_GRACE:
+        if "previous_ciphertext" in item and rotated and now - parse_time(rotated) < ROTATION_GRACE:
             found.append(self._decrypt(item["previous_ciphertext"]["B"], tenant_id))
         return found
 
     def _item(self, tenant_id: str) -> Mapping[str, Any] | None:
-        answer = self._call(
-            "get_item",
-            TableName=self._table,
-            Key={KEY_TABLE_PARTITION_KEY: {"S": item_key(tenant_id)}},
-            ConsistentRead=True,
-        )
-        item: Mapping[str, Any] | None = answer.get("Item")
-        return item
+        return self._items.get(item_key(tenant_id))
 
     def _decrypt(self, blob: bytes, tenant_id: str) -> str:
         digest = hashlib.sha256(blob).hexdigest() + tenant_id
@@ -137,9 +130,3 @@ class WebhookSecretStore:
         with self._lock:
             self._cache[digest] = (time.monotonic(), secret)
         return secret
-
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._ddb, operation)(**kwargs)
-        except DEPENDENCY_ERRORS as exc:
-            raise DependencyUnavailable("the key table did not answer") from exc

@@ -28,17 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tts_api import service
-from tts_api.deps import (
-    AudioStoreDep,
-    ClockDep,
-    JobQueueDep,
-    MetricsDep,
-    PublisherDep,
-    RepositoryDep,
-    SettingsDep,
-    TenantDep,
-    WaitClockDep,
-)
+from tts_api.deps import MetricsDep, SubmitterDep, TenantDep, WaitClockDep
 from tts_api.errors import PayloadTooLarge, status_for, www_authenticate
 from tts_api.observability import logger, record_submissions
 from tts_common.domain import TaskStatus
@@ -363,33 +353,17 @@ def create_speech(
     body: OpenAISpeechRequest,
     request: Request,
     principal: TenantDep,
-    settings: SettingsDep,
-    repository: RepositoryDep,
-    audio_store: AudioStoreDep,
-    job_queue: JobQueueDep,
-    publisher: PublisherDep,
-    clock: ClockDep,
+    submitter: SubmitterDep,
     wait_clock: WaitClockDep,
     metrics: MetricsDep,
 ) -> Response:
+    settings, repository, audio_store = submitter.settings, submitter.repository, submitter.audio_store
     # Taken first: the Lambda's remaining time is measured from here.
     deadline = service.sync_deadline(
         settings=settings, lambda_context=request.scope.get("aws.context"), clock=wait_clock.monotonic
     )
     voice = voice_request(body, settings=settings)
-    (submission,) = service.submit_texts(
-        tenant_id=principal.tenant_id,
-        texts=[body.input],
-        custom_filename=None,
-        voice=voice,
-        batch=False,
-        settings=settings,
-        repository=repository,
-        audio_store=audio_store,
-        job_queue=job_queue,
-        publisher=publisher,
-        clock=clock,
-    )
+    (submission,) = submitter.submit(tenant_id=principal.tenant_id, texts=[body.input], voice=voice)
     deduplicated = not submission.created
     record_submissions(sink=metrics, created=int(submission.created), deduplicated=int(deduplicated))
     task = submission.task

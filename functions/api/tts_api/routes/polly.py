@@ -37,10 +37,10 @@ from tts_api import service, sigv4
 from tts_api.deps import (
     AudioStoreDep,
     ClockDep,
-    JobQueueDep,
-    PublisherDep,
     RepositoryDep,
     SettingsDep,
+    Submitter,
+    SubmitterDep,
     authorizer_principal,
 )
 from tts_api.errors import PayloadTooLarge
@@ -179,14 +179,6 @@ async def _json_body(request: Request) -> Any:
         raise PollyError("SerializationException", 400, "the request body is not JSON") from None
 
 
-def _presign(key: str, *, filename: str, content_type: str, settings: ApiSettings, store: Any) -> str:
-    return str(
-        store.presign_download(
-            key, filename=filename, content_type=content_type, expires_in_s=settings.presign_expiry_s
-        ).url
-    )
-
-
 def _marks_key(task: Task, mark_types: tuple[str, ...]) -> str:
     if mark_types == polly.MARK_TYPES:
         return marks_key_for(task.task_id, MarksFormat.JSON)
@@ -234,13 +226,13 @@ def _shown(task: Task, *, settings: ApiSettings, store: Any) -> dict[str, Any]:
                 polly.CONTENT_TYPES[polly.MARKS_OUTPUT] if is_marks else FORMATS[audio.format].content_type
             )
             extension = "marks" if is_marks else FORMATS[audio.format].extension
-            uri = _presign(
+            uri = service.presigned_link(
                 key,
                 filename=f"{task.task_id}.{extension}",
                 content_type=content_type,
                 settings=settings,
-                store=store,
-            )
+                audio_store=store,
+            ).url
     except Exception as exc:
         if isinstance(exc, PollyError | DependencyUnavailable):
             raise
@@ -249,32 +241,14 @@ def _shown(task: Task, *, settings: ApiSettings, store: Any) -> dict[str, Any]:
     return polly.synthesis_task(task, output_uri=uri, output_ready=ready)
 
 
-async def _submit(
-    request: polly.PollyRequest,
-    *,
-    principal: Principal,
-    settings: ApiSettings,
-    repository: Any,
-    audio_store: Any,
-    job_queue: Any,
-    publisher: Any,
-    clock: Any,
-) -> Task:
+async def _submit(request: polly.PollyRequest, *, principal: Principal, submitter: Submitter) -> Task:
     submissions = await run_in_threadpool(
-        service.submit_texts,
+        submitter.submit,
         tenant_id=principal.tenant_id,
         texts=[request.text],
-        custom_filename=None,
         voice=VoiceRequest(
             language=request.language, format=request.audio_format, sample_rate=request.sample_rate
         ),
-        batch=False,
-        settings=settings,
-        repository=repository,
-        audio_store=audio_store,
-        job_queue=job_queue,
-        publisher=publisher,
-        clock=clock,
         client_request=request.client_request(),
     )
     return submissions[0].task
@@ -282,15 +256,9 @@ async def _submit(
 
 @router.post("/synthesisTasks")
 async def start_speech_synthesis_task(
-    request: Request,
-    principal: PollyPrincipalDep,
-    settings: SettingsDep,
-    repository: RepositoryDep,
-    audio_store: AudioStoreDep,
-    job_queue: JobQueueDep,
-    publisher: PublisherDep,
-    clock: ClockDep,
+    request: Request, principal: PollyPrincipalDep, submitter: SubmitterDep
 ) -> Response:
+    settings = submitter.settings
     parsed = polly.parse_request(
         await _json_body(request),
         voices=_voices(settings),
@@ -298,17 +266,8 @@ async def start_speech_synthesis_task(
         bucket=settings.bucket_name,
         task=True,
     )
-    task = await _submit(
-        parsed,
-        principal=principal,
-        settings=settings,
-        repository=repository,
-        audio_store=audio_store,
-        job_queue=job_queue,
-        publisher=publisher,
-        clock=clock,
-    )
-    shown = await run_in_threadpool(_shown, task, settings=settings, store=audio_store)
+    task = await _submit(parsed, principal=principal, submitter=submitter)
+    shown = await run_in_threadpool(_shown, task, settings=settings, store=submitter.audio_store)
     return JSONResponse({"SynthesisTask": shown})
 
 
@@ -363,18 +322,12 @@ async def list_speech_synthesis_tasks(
 
 @router.post("/speech")
 async def synthesize_speech(
-    request: Request,
-    principal: PollyPrincipalDep,
-    settings: SettingsDep,
-    repository: RepositoryDep,
-    audio_store: AudioStoreDep,
-    job_queue: JobQueueDep,
-    publisher: PublisherDep,
-    clock: ClockDep,
+    request: Request, principal: PollyPrincipalDep, submitter: SubmitterDep
 ) -> Response:
     """Submit (deduplicated like any submission), wait up to SYNC_WAIT_S for the task to end, answer its
     audio. Still running at the deadline: a 500 ServiceFailureException with `x-amz-retry-after: 1000`, which
     botocore retries (twice by default) onto the same task."""
+    settings = submitter.settings
     deadline = service.sync_deadline(settings=settings, lambda_context=request.scope.get("aws.context"))
     parsed = polly.parse_request(
         await _json_body(request),
@@ -382,25 +335,16 @@ async def synthesize_speech(
         max_chars=settings.polly_sync_max_chars,
         task=False,
     )
-    task = await _submit(
-        parsed,
-        principal=principal,
-        settings=settings,
-        repository=repository,
-        audio_store=audio_store,
-        job_queue=job_queue,
-        publisher=publisher,
-        clock=clock,
-    )
+    task = await _submit(parsed, principal=principal, submitter=submitter)
     task = await run_in_threadpool(
         service.wait_for_end,
         task_id=task.task_id,
         tenant_id=principal.tenant_id,
         deadline_s=deadline,
-        repository=repository,
+        repository=submitter.repository,
         clock=time.monotonic,
     )
-    body = await run_in_threadpool(_speech, task, parsed, settings=settings, store=audio_store)
+    body = await run_in_threadpool(_speech, task, parsed, settings=settings, store=submitter.audio_store)
     return Response(
         content=body,
         media_type=polly.CONTENT_TYPES[parsed.output_format],

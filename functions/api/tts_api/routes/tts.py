@@ -3,23 +3,14 @@ tenant (TenantDep): another tenant's conversion answers exactly as an unknown on
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Metrics
 from fastapi import APIRouter, Query, status
 from fastapi.responses import RedirectResponse
 
 from tts_api import service
-from tts_api.deps import (
-    AudioStoreDep,
-    ClockDep,
-    JobQueueDep,
-    MetricsDep,
-    PublisherDep,
-    RepositoryDep,
-    SettingsDep,
-    TenantDep,
-)
+from tts_api.deps import AudioStoreDep, MetricsDep, RepositoryDep, SettingsDep, SubmitterDep, TenantDep
 from tts_api.errors import error_responses
 from tts_api.observability import record_submissions
 from tts_api.schemas import (
@@ -37,6 +28,21 @@ from tts_common.domain import MAX_FILENAME_CHARS, MarksFormat, TaskStatus
 router = APIRouter(prefix="/api/v1/tts", tags=["tts"])
 
 _SUBMIT_ERRORS = error_responses(400, 401, 413, 422, 503)
+# A presigned link (download, marks): 200 with it, or 307 to it with `redirect=true`.
+_LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    307: {
+        "description": "With `redirect=true`: the presigned URL in `Location` (no body).",
+        "headers": {"Location": {"description": "The presigned S3 URL", "schema": {"type": "string"}}},
+    },
+    **error_responses(401, 404, 409, 422, 503),
+}
+RedirectQuery = Annotated[bool, Query(description="Answer 307 to the URL instead of 200 with it.")]
+
+
+def _link_answer(link: service.DownloadLink, *, redirect: bool) -> Download | RedirectResponse:
+    if redirect:
+        return RedirectResponse(link.url, status_code=307, headers={"Cache-Control": "no-store"})
+    return Download(url=link.url, expires_at=link.expires_at, filename=link.filename)
 
 
 def _voice(body: ConvertRequest | ConvertMultipleRequest) -> service.VoiceRequest:
@@ -65,29 +71,14 @@ def _accepted(submissions: list[service.Submission], *, metrics: Metrics) -> lis
     "conversion is POSTed there, signed (README: Webhooks).",
 )
 def convert(
-    body: ConvertRequest,
-    principal: TenantDep,
-    settings: SettingsDep,
-    repository: RepositoryDep,
-    audio_store: AudioStoreDep,
-    job_queue: JobQueueDep,
-    publisher: PublisherDep,
-    clock: ClockDep,
-    metrics: MetricsDep,
+    body: ConvertRequest, principal: TenantDep, submitter: SubmitterDep, metrics: MetricsDep
 ) -> ConversionAccepted:
-    submissions = service.submit_texts(
+    submissions = submitter.submit(
         tenant_id=principal.tenant_id,
         texts=[body.text],
         custom_filename=body.custom_filename,
         callback_url=body.callback_url,
         voice=_voice(body),
-        batch=False,
-        settings=settings,
-        repository=repository,
-        audio_store=audio_store,
-        job_queue=job_queue,
-        publisher=publisher,
-        clock=clock,
     )
     return _accepted(submissions, metrics=metrics)[0]
 
@@ -102,29 +93,14 @@ def convert(
     "text refuses the whole request (422, `details.errors[].loc` names each bad index).",
 )
 def convert_multiple(
-    body: ConvertMultipleRequest,
-    principal: TenantDep,
-    settings: SettingsDep,
-    repository: RepositoryDep,
-    audio_store: AudioStoreDep,
-    job_queue: JobQueueDep,
-    publisher: PublisherDep,
-    clock: ClockDep,
-    metrics: MetricsDep,
+    body: ConvertMultipleRequest, principal: TenantDep, submitter: SubmitterDep, metrics: MetricsDep
 ) -> BatchAccepted:
-    submissions = service.submit_texts(
+    submissions = submitter.submit(
         tenant_id=principal.tenant_id,
         texts=body.texts,
-        custom_filename=None,
         callback_url=body.callback_url,
         voice=_voice(body),
         batch=True,
-        settings=settings,
-        repository=repository,
-        audio_store=audio_store,
-        job_queue=job_queue,
-        publisher=publisher,
-        clock=clock,
     )
     return BatchAccepted(items=_accepted(submissions, metrics=metrics))
 
@@ -178,13 +154,7 @@ def get_conversion(conversion_id: str, principal: TenantDep, repository: Reposit
 @router.get(
     "/{conversion_id}/download",
     response_model=Download,
-    responses={
-        307: {
-            "description": "With `redirect=true`: the presigned URL in `Location` (no body).",
-            "headers": {"Location": {"description": "The presigned S3 URL", "schema": {"type": "string"}}},
-        },
-        **error_responses(401, 404, 409, 422, 503),
-    },
+    responses=_LINK_RESPONSES,
     summary="A presigned link to the audio of a done conversion",
     description="A failed conversion answers 409 `task_not_ready` with `details.status = failed` and the "
     "error; it will never be ready (submit the text again for a new attempt).",
@@ -195,7 +165,7 @@ def download(
     settings: SettingsDep,
     repository: RepositoryDep,
     audio_store: AudioStoreDep,
-    redirect: Annotated[bool, Query(description="Answer 307 to the URL instead of 200 with it.")] = False,
+    redirect: RedirectQuery = False,
     filename: Annotated[
         str | None,
         Query(
@@ -213,21 +183,13 @@ def download(
         repository=repository,
         audio_store=audio_store,
     )
-    if redirect:
-        return RedirectResponse(link.url, status_code=307, headers={"Cache-Control": "no-store"})
-    return Download(url=link.url, expires_at=link.expires_at, filename=link.filename)
+    return _link_answer(link, redirect=redirect)
 
 
 @router.get(
     "/{conversion_id}/marks",
     response_model=Download,
-    responses={
-        307: {
-            "description": "With `redirect=true`: the presigned URL in `Location` (no body).",
-            "headers": {"Location": {"description": "The presigned S3 URL", "schema": {"type": "string"}}},
-        },
-        **error_responses(401, 404, 409, 422, 503),
-    },
+    responses=_LINK_RESPONSES,
     summary="A presigned link to the speech marks or subtitles of a done conversion",
     description="Timed from the model's own token durations, in milliseconds of the delivered audio. "
     "`json`: Amazon Polly speech marks, one JSON object per line "
@@ -246,7 +208,7 @@ def marks(
     marks_format: Annotated[
         MarksFormat, Query(alias="format", description="Which marks: speech marks or subtitles.")
     ] = MarksFormat.JSON,
-    redirect: Annotated[bool, Query(description="Answer 307 to the URL instead of 200 with it.")] = False,
+    redirect: RedirectQuery = False,
 ) -> Download | RedirectResponse:
     link = service.marks_link(
         tenant_id=principal.tenant_id,
@@ -256,6 +218,4 @@ def marks(
         repository=repository,
         audio_store=audio_store,
     )
-    if redirect:
-        return RedirectResponse(link.url, status_code=307, headers={"Cache-Control": "no-store"})
-    return Download(url=link.url, expires_at=link.expires_at, filename=link.filename)
+    return _link_answer(link, redirect=redirect)
