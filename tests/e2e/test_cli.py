@@ -226,13 +226,19 @@ def test_an_unknown_id_exits_4(tts: Tts, command: str) -> None:
     assert result.err.strip().splitlines() == [f"error: No conversion with id '{'0' * 32}' (task_not_found)"]
 
 
+def _unfinishable_soon(opening: str) -> str:
+    """A text no stack finishes within a second or two: ~70,000 characters (two workers on tiny-random take
+    several seconds), each call's its own so that no dedupe hit finds an earlier, finished task."""
+    return opening + " " + " ".join(f"{LONG_TEXT} {i}." for i in range(33))
+
+
 def test_a_download_before_done_and_a_wait_past_its_timeout_exit_5(tts: Tts) -> None:
-    # Given: a long text, just submitted
-    submitted = tts("say", "-", "--no-wait", "--lang", "eng", stdin="Not ready yet. " + LONG_TEXT)
+    # Given: a long text, just submitted (long enough that it cannot be done by the next command)
+    submitted = tts("say", "-", "--no-wait", "--lang", "eng", stdin=_unfinishable_soon("Not ready yet."))
     task_id = submitted.out.strip()
 
     early = tts("download", task_id)
-    waited = tts("say", "-", "--lang", "eng", "--timeout", "0.5", stdin="Not ready yet. " + LONG_TEXT)
+    waited = tts("say", "-", "--lang", "eng", "--timeout", "0.5", stdin=_unfinishable_soon("Still waiting."))
 
     assert early.code == ExitCode.NOT_READY == 5, early.err
     assert "task_not_ready" in early.err
