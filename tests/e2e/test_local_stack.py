@@ -222,6 +222,9 @@ def test_unknown_id_is_404_and_early_download_is_409(stack: str) -> None:
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "task_not_found"
         texts = [f"Lause numero {i} odottaa vuoroaan jonossa." for i in range(20)]
+        # The last text is long enough (~40,000 characters) that two workers cannot finish it before it is
+        # asked for first below: the 409 does not hang on how fast the stack is.
+        texts.append(" ".join(f"Pitkä lause numero {i} odottaa vuoroaan jonossa." for i in range(800)))
         items = client.post("/api/v1/tts/convert-multiple", json={"texts": texts}).json()["items"]
         early = [client.get(f"/api/v1/tts/{item['conversion_id']}/download") for item in reversed(items)]
         not_ready = [r for r in early if r.status_code == 409]
