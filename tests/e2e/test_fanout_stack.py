@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.conftest import LocalStack, run_local_stack
 from tests.worker.test_fanout import long_text
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
 # FANOUT_E2E_CHARS, FANOUT_E2E_PART_CHARS, FANOUT_E2E_MIN_CHARS: other sizes (100,000 and the defaults).
 CHARS = int(os.environ.get("FANOUT_E2E_CHARS", "20000"))
