@@ -740,12 +740,20 @@ class Aws:
         """POST /api/v1/tts/convert to the API's own app in this process (as `make run` serves it): the
         task's record, the job on the jobs queue and the queued event are the API's. Returns the task id."""
         if self._api is None:
-            os.environ.update(self.service_environment())
+            # On AWS the authorizer resolves the key; in this process the API resolves it itself from the
+            # key table (as on the local stack), for a key made as `tts-admin keys create` makes one.
+            os.environ.update({**self.service_environment(), "TTS_KEY_TABLE": self.resources.key_table_name})
+            from datetime import UTC, datetime
+
             from fastapi.testclient import TestClient
 
             from tts_api.app import app
+            from tts_common.tenancy import API_KEY_HEADER, ApiKeyStore
 
-            self._api = TestClient(app)
+            table = self.resources.key_table_name
+            store = ApiKeyStore(dynamodb_client=self.client("dynamodb"), table_name=table)
+            key, _ = store.create("image-test", "image test", datetime.now(UTC))
+            self._api = TestClient(app, headers={API_KEY_HEADER: key})
         response = self._api.post("/api/v1/tts/convert", json={"text": text})
         if response.status_code != 202:
             raise Failure(f"the API answered {response.status_code}: {response.text[:1000]}")
