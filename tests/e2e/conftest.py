@@ -44,10 +44,13 @@ class LocalStack:
 
 
 @contextmanager
-def run_local_stack(workdir: Path, *, extra_env: dict[str, str] | None = None) -> Iterator[LocalStack]:
-    """Start the stack, wait for its banner, yield it; Ctrl-C it afterwards and check its ports are closed."""
+def run_local_stack(
+    workdir: Path, *, key: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[LocalStack]:
+    """Start the stack, wait for its banner, yield it; Ctrl-C it afterwards and check its ports are closed.
+    `key`: the development key (LOCAL_API_KEY); a fresh one by default."""
     api_port, moto_port = free_port(), free_port()
-    key = "tts_e2e_" + secrets.token_urlsafe(24)
+    key = key or "tts_e2e_" + secrets.token_urlsafe(24)
     log = workdir / "stack.log"
     env = {
         **os.environ,

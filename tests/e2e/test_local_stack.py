@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import soundfile as sf
+
+from tests.e2e.conftest import LocalStack, run_local_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -36,56 +36,16 @@ PYTHONPATH = os.pathsep.join(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with run_local_stack(tmp_path_factory.mktemp("stack"), key=API_KEY) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def ports() -> tuple[int, int]:
-    """The API's and moto's ports."""
-    return _free_port(), _free_port()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, ports: tuple[int, int]) -> Iterator[str]:
-    api_port, moto_port = ports
-    log = tmp_path_factory.mktemp("stack") / "stack.log"
-    env = {
-        **os.environ,
-        "TTS_CACHE_DIR": str(tmp_path_factory.mktemp("models")),
-        "API_PORT": str(api_port),
-        "MOTO_PORT": str(moto_port),
-        "LOCAL_API_KEY": API_KEY,
-        "PYTHONPATH": PYTHONPATH,
-    }
-    env.pop("AWS_ENDPOINT_URL", None)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        base = f"http://127.0.0.1:{api_port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, f"local stack exited early:\n{log.read_text()}"
-                if "local stack is up" in log.read_text():
-                    break
-                assert time.monotonic() < deadline, f"local stack did not start:\n{log.read_text()}"
-                time.sleep(0.3)
-            yield base
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise
-    # Ctrl-C stops every process it started: nothing listens on its ports any more.
-    for port in (api_port, moto_port):
-        with socket.socket() as s:
-            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after Ctrl-C"
+def stack(local: LocalStack) -> str:
+    """The API's base URL."""
+    return local.url
 
 
 def _submit(client: httpx.Client, text: str, **extra: object) -> httpx.Response:
@@ -316,9 +276,8 @@ def test_an_unserved_language_or_an_impossible_rate_is_422(stack: str, payload: 
     assert loc in response.text
 
 
-def _admin(moto_port: int, *args: str) -> dict:
+def _admin(endpoint: str, *args: str) -> dict:
     """`tts-admin --local` against the stack's moto, as an operator runs it; its JSON output."""
-    endpoint = f"http://127.0.0.1:{moto_port}"
     done = subprocess.run(
         [sys.executable, "-m", "tts_common.admin", "--local", "--endpoint-url", endpoint, *args, "--json"],
         cwd=ROOT,
@@ -331,12 +290,12 @@ def _admin(moto_port: int, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def test_tenants_see_only_their_own_conversions(stack: str, ports: tuple[int, int]) -> None:
+def test_tenants_see_only_their_own_conversions(stack: str, local: LocalStack) -> None:
     """The issue's `done when`: no key is 401, the printed key works, a second tenant's key made with the
     admin command sees none of the first's conversions, and the same text is one conversion per tenant."""
     # Given: no key, then the development key, then a key for a second tenant made with tts-admin
     assert httpx.get(f"{stack}/api/v1/tts", timeout=30).status_code == 401
-    created = _admin(ports[1], "keys", "create", "--tenant", "e2e-other", "--name", "second")
+    created = _admin(local.moto_url, "keys", "create", "--tenant", "e2e-other", "--name", "second")
     other = {"Authorization": f"Bearer {created['key']}"}
     text = "Kaksi asiakasta, sama lause."
     with (
@@ -358,7 +317,7 @@ def test_tenants_see_only_their_own_conversions(stack: str, ports: tuple[int, in
         assert listed == [theirs["conversion_id"]]
         assert second.get("/api/v1/tts/stats").json()["submitted"] == 1
         # When the second key is revoked, Then it stops working at once
-        assert _admin(ports[1], "keys", "revoke", created["key_id"])["active"] is False
+        assert _admin(local.moto_url, "keys", "revoke", created["key_id"])["active"] is False
         refused = second.get("/api/v1/tts")
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"].startswith("Bearer")
