@@ -20,6 +20,7 @@ from tts_api.routes import health, openai_speech, polly, tts, ui, voices
 from tts_common import __version__
 from tts_common.exceptions import ConfigurationError
 from tts_common.settings import ApiSettings, cached_settings
+from tts_common.tenancy import API_KEY_HEADER, AUTHORIZATION_HEADER
 
 
 class _CorsFromSettings:
@@ -40,7 +41,7 @@ class _CorsFromSettings:
                     self._app,
                     allow_origins=origins,
                     allow_methods=["GET", "POST"],
-                    allow_headers=["content-type", "x-api-key", "authorization"],
+                    allow_headers=["content-type", API_KEY_HEADER, AUTHORIZATION_HEADER],
                     max_age=600,
                 )
                 if origins
